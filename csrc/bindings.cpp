@@ -1,0 +1,10 @@
+// The _C extension module. No torch headers anywhere in csrc/: Python passes
+// raw addresses, element counts and dtype codes (see fusedoptim/_backend.py),
+// so one wheel serves every torch 2.x and numpy arrays work as well.
+#include "bindings/bindings.h"
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "fusedoptim native kernels (use fusedoptim._backend, not this module)";
+  fusedoptim::bindings::bind_optim(m);
+  fusedoptim::bindings::bind_info(m);
+}

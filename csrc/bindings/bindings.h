@@ -1,0 +1,11 @@
+// Each bind_*.cpp adds one topic's functions to the _C module.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace fusedoptim::bindings {
+
+void bind_optim(pybind11::module_& m);
+void bind_info(pybind11::module_& m);
+
+}  // namespace fusedoptim::bindings

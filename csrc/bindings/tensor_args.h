@@ -1,0 +1,38 @@
+// Argument checks shared by the bindings. Every check runs before any kernel
+// writes a byte, and failures raise ValueError naming the argument.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ops/storage.h"
+
+namespace fusedoptim::bindings {
+
+ops::DType dtype_from_code(int code);
+
+// Addresses of `count` tensors, as given by tensor.data_ptr() or
+// ndarray.ctypes.data. Each must be aligned for the element type and non-null
+// unless the tensor is empty.
+std::vector<void*> addresses(const std::vector<uintptr_t>& raw, const char* name,
+                             const std::vector<int64_t>& numels, ops::DType dtype);
+
+void check_numels(const std::vector<int64_t>& numels);
+void check_threads(int num_threads);
+void check_finite(double value, const char* name);
+
+// Reads each tensor's step counter (a 0-dim float32/float64 CPU tensor),
+// returns the values after +1 without writing them.
+std::vector<double> incremented_steps(const std::vector<uintptr_t>& step_addresses,
+                                      int step_dtype_code, size_t count);
+// Writes the values returned above; call only once every check has passed.
+void store_steps(const std::vector<uintptr_t>& step_addresses, int step_dtype_code,
+                 const std::vector<double>& steps);
+
+// Throws ValueError unless device < 0 (CPU) or this build has CUDA.
+void check_device_supported(int device);
+
+}  // namespace fusedoptim::bindings

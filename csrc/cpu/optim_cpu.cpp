@@ -1,0 +1,80 @@
+#include "cpu/optim_cpu.h"
+
+#include <algorithm>
+
+#include "cpu/chunk_list.h"
+#include "cpu/isa_dispatch.h"
+#include "cpu/thread_pool.h"
+
+namespace fusedoptim::cpu {
+namespace {
+
+void* offset(void* base, int64_t elements, int element_bytes) {
+  return base == nullptr ? nullptr : static_cast<char*>(base) + elements * element_bytes;
+}
+const void* offset(const void* base, int64_t elements, int element_bytes) {
+  return static_cast<const char*>(base) + elements * element_bytes;
+}
+
+}  // namespace
+
+void adam_step(const AdamBatch& batch, const ops::AdamHyper& hyper, int num_threads) {
+  // One scalars set per distinct step value (almost always exactly one).
+  std::vector<double> distinct_steps;
+  std::vector<int32_t> variant(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    auto it = std::find(distinct_steps.begin(), distinct_steps.end(), batch.steps[i]);
+    variant[i] = static_cast<int32_t>(it - distinct_steps.begin());
+    if (it == distinct_steps.end()) distinct_steps.push_back(batch.steps[i]);
+  }
+  std::vector<AdamStepScalars> scalars;
+  for (double step : distinct_steps) {
+    scalars.push_back({ops::adam_scalars<float>(hyper, step), ops::adam_scalars<double>(hyper, step)});
+  }
+
+  int64_t total = 0;
+  const auto chunks = make_chunks(batch.numels, [&](size_t i) { return variant[i]; }, &total);
+  const OptimKernels& kernels = optim_kernels();
+  const int bytes = ops::element_size(batch.dtype);
+  const bool amsgrad = hyper.amsgrad;
+  parallel_for(static_cast<int64_t>(chunks.size()), threads_for(total, num_threads),
+               [&](int64_t index) {
+                 const Chunk& c = chunks[index];
+                 const AdamSpan span{
+                     offset(batch.params[c.tensor], c.begin, bytes),
+                     offset(batch.grads[c.tensor], c.begin, bytes),
+                     offset(batch.exp_avgs[c.tensor], c.begin, bytes),
+                     offset(batch.exp_avg_sqs[c.tensor], c.begin, bytes),
+                     amsgrad ? offset(batch.max_exp_avg_sqs[c.tensor], c.begin, bytes) : nullptr,
+                     c.numel};
+                 kernels.adam(batch.dtype, amsgrad, span, scalars[c.variant]);
+               });
+}
+
+void sgd_step(const SgdBatch& batch, const ops::SgdHyper& hyper, int num_threads) {
+  const SgdStepScalars scalars{ops::sgd_scalars<float>(hyper), ops::sgd_scalars<double>(hyper)};
+  const bool has_momentum = !batch.momentum_buffers.empty();
+  auto mode_of = [&](size_t i) {
+    if (!has_momentum) return static_cast<int32_t>(ops::MomentumMode::kNone);
+    return static_cast<int32_t>(batch.new_buffers[i] ? ops::MomentumMode::kFirstStep
+                                                     : ops::MomentumMode::kUpdate);
+  };
+  int64_t total = 0;
+  const auto chunks = make_chunks(batch.numels, mode_of, &total);
+  const OptimKernels& kernels = optim_kernels();
+  const int bytes = ops::element_size(batch.dtype);
+  parallel_for(static_cast<int64_t>(chunks.size()), threads_for(total, num_threads),
+               [&](int64_t index) {
+                 const Chunk& c = chunks[index];
+                 const SgdSpan span{
+                     offset(batch.params[c.tensor], c.begin, bytes),
+                     offset(batch.grads[c.tensor], c.begin, bytes),
+                     has_momentum ? offset(batch.momentum_buffers[c.tensor], c.begin, bytes)
+                                  : nullptr,
+                     c.numel};
+                 kernels.sgd(batch.dtype, static_cast<ops::MomentumMode>(c.variant), span,
+                             scalars);
+               });
+}
+
+}  // namespace fusedoptim::cpu

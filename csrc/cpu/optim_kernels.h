@@ -1,0 +1,52 @@
+// The per-ISA CPU kernels. optim_kernels.cpp is compiled once per instruction
+// set (see CMakeLists.txt); each build exports one OptimKernels table and
+// isa_dispatch.cpp picks the best table the running CPU supports.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/adam.h"
+#include "ops/sgd.h"
+#include "ops/storage.h"
+
+namespace fusedoptim::cpu {
+
+// One contiguous run of elements of each tensor an update touches.
+struct AdamSpan {
+  void* param;
+  const void* grad;
+  void* exp_avg;
+  void* exp_avg_sq;
+  void* max_exp_avg_sq;  // only read with amsgrad
+  int64_t numel;
+};
+
+struct SgdSpan {
+  void* param;
+  const void* grad;
+  void* momentum_buffer;  // only read when momentum != 0
+  int64_t numel;
+};
+
+// The per-step scalars in both math types, so one call serves every dtype.
+struct AdamStepScalars {
+  ops::AdamScalars<float> f32;
+  ops::AdamScalars<double> f64;
+};
+struct SgdStepScalars {
+  ops::SgdScalars<float> f32;
+  ops::SgdScalars<double> f64;
+};
+
+struct OptimKernels {
+  const char* isa;
+  void (*adam)(ops::DType dtype, bool amsgrad, const AdamSpan& span, const AdamStepScalars& s);
+  void (*sgd)(ops::DType dtype, ops::MomentumMode mode, const SgdSpan& span,
+              const SgdStepScalars& s);
+};
+
+const OptimKernels& optim_kernels_baseline();
+const OptimKernels& optim_kernels_avx2();
+const OptimKernels& optim_kernels_avx512();
+
+}  // namespace fusedoptim::cpu

@@ -1,0 +1,69 @@
+// SGD per-element update (momentum, dampening, nesterov, coupled L2, L1):
+// the single definition used by the CPU loops and the CUDA kernels.
+// Mirrors torch.optim.SGD's single-tensor path op by op (see ops/adam.h).
+#pragma once
+
+#include "ops/common.h"
+#include "ops/l1.h"
+
+namespace fusedoptim::ops {
+
+template <typename M>
+struct SgdScalars {
+  M grad_sign;                // -1 with maximize=True
+  M weight_decay;             // coupled L2: g += weight_decay * p
+  M momentum;
+  M one_minus_dampening;
+  M neg_lr;
+  M l1_threshold;             // lr * l1
+  bool coupled_decay;
+  bool nesterov;
+  bool l1;
+};
+
+// Which momentum-buffer stream an update reads.
+enum class MomentumMode : int {
+  kNone = 0,       // momentum == 0: no buffer at all
+  kFirstStep = 1,  // the buffer is created this step: buf = g (torch clones the grad)
+  kUpdate = 2,     // buf = momentum * buf + (1 - dampening) * g
+};
+
+template <MomentumMode kMode, typename M>
+FUSEDOPTIM_HOST_DEVICE void sgd_update(M& param, M grad, M& momentum_buffer,
+                                       const SgdScalars<M>& s) {
+  grad = grad * s.grad_sign;
+  if (s.coupled_decay) grad = grad + s.weight_decay * param;
+  if (kMode != MomentumMode::kNone) {
+    if (kMode == MomentumMode::kFirstStep) {
+      momentum_buffer = grad;
+    } else {
+      momentum_buffer = momentum_buffer * s.momentum;
+      momentum_buffer = momentum_buffer + s.one_minus_dampening * grad;
+    }
+    grad = s.nesterov ? grad + s.momentum * momentum_buffer : momentum_buffer;
+  }
+  param = param + s.neg_lr * grad;
+  if (s.l1) param = l1_proximal(param, s.l1_threshold);
+}
+
+struct SgdHyper {
+  double lr, momentum, dampening, weight_decay, l1;
+  bool nesterov, maximize;
+};
+
+template <typename M>
+SgdScalars<M> sgd_scalars(const SgdHyper& h) {
+  SgdScalars<M> s;
+  s.grad_sign = h.maximize ? M(-1) : M(1);
+  s.weight_decay = M(h.weight_decay);
+  s.momentum = M(h.momentum);
+  s.one_minus_dampening = M(1.0 - h.dampening);
+  s.neg_lr = M(-h.lr);
+  s.l1_threshold = M(h.lr * h.l1);
+  s.coupled_decay = h.weight_decay != 0.0;
+  s.nesterov = h.nesterov;
+  s.l1 = h.l1 != 0.0;
+  return s;
+}
+
+}  // namespace fusedoptim::ops
