@@ -1,1 +1,15 @@
-"""fusedoptim"""
+"""fusedoptim: optimizer steps for PyTorch that cost what the memory bus allows.
+
+Change one import (``torch.optim.AdamW`` -> ``fusedoptim.AdamW``) and the step
+updates every parameter of a group in one fused call, on CPU or CUDA, with
+torch.optim's results and state_dict layout.
+"""
+
+from fusedoptim import functional
+from fusedoptim._backend import set_num_threads
+from fusedoptim._info import info
+from fusedoptim.optim import SGD, Adam, AdamW
+
+__version__ = info()["version"]
+
+__all__ = ["SGD", "Adam", "AdamW", "functional", "info", "set_num_threads", "__version__"]

@@ -1,0 +1,151 @@
+"""Checks that run before a fused step writes anything.
+
+A fused call updates many tensors at once, so every tensor of every param
+group is checked first; a refused step then leaves params and state exactly as
+they were. Messages name the offending parameter the way the user knows it:
+its name from ``model.named_parameters()`` when the group has names, else its
+position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from fusedoptim import _backend
+
+SUPPORTED_DTYPES = "float32, float64, float16 and bfloat16 (complex64/complex128 as their real view)"
+
+
+def is_dense(x: torch.Tensor) -> bool:
+    """True when the elements fill their memory exactly once, in any order.
+
+    The kernels walk memory linearly, which is right for any such layout
+    (contiguous, channels_last, a transposed weight) as long as the gradient
+    and the state share the param's strides.
+    """
+    if x.is_contiguous():
+        return True
+    dims = sorted(
+        ((stride, size) for stride, size in zip(x.stride(), x.shape) if size != 1),
+        key=lambda d: d[0],
+    )
+    expected = 1
+    for stride, size in dims:
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def check_step_counter(step: Any, label: str) -> None:
+    if isinstance(step, torch.Tensor):
+        ok = step.device.type == "cpu" and step.numel() == 1 and step.dtype in (
+            torch.float32,
+            torch.float64,
+        )
+    else:
+        ok = isinstance(step, np.ndarray) and step.size == 1 and step.dtype in (
+            np.float32,
+            np.float64,
+        )
+    if not ok:
+        raise ValueError(
+            f"{label}: the step counter must be a one-element float32/float64 CPU tensor "
+            f"(or numpy array), got {_describe(step)}"
+        )
+
+
+def check_tensors(
+    label: str,
+    param: Any,
+    companions: Sequence[tuple[str, Any]],
+    *,
+    writable_companions: bool = True,
+) -> None:
+    """Check one param against its grad and state tensors.
+
+    ``companions`` are (role, tensor) pairs: the grad and each state tensor,
+    which must match the param in kind, dtype, device, shape and memory layout.
+    """
+    if isinstance(param, torch.Tensor):
+        _check_torch(label, param, companions)
+    elif isinstance(param, np.ndarray):
+        _check_numpy(label, param, companions, writable_companions)
+    else:
+        raise TypeError(f"{label}: expected a torch.Tensor or numpy.ndarray, got {type(param)}")
+
+
+def _check_torch(label: str, param: torch.Tensor, companions: Sequence[tuple[str, Any]]) -> None:
+    if param.layout != torch.strided:
+        raise RuntimeError(f"{label}: {param.layout} params are not supported")
+    if _backend.dtype_code(param) is None:
+        raise TypeError(f"{label}: dtype {param.dtype} is not supported; supported: {SUPPORTED_DTYPES}")
+    if not is_dense(param):
+        raise ValueError(
+            f"{label}: the param is a view with gaps or overlaps (strides {param.stride()} for "
+            f"shape {tuple(param.shape)}); fusedoptim updates params whose elements fill their "
+            "memory exactly once. Make it contiguous before creating the optimizer."
+        )
+    for role, t in companions:
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{label}: {role} must be a torch.Tensor like the param, got {type(t)}")
+        if t.is_sparse or t.layout != torch.strided:
+            raise RuntimeError(
+                f"{label}: {role} is sparse ({t.layout}); fusedoptim does not support sparse "
+                "gradients (torch.optim.SparseAdam does)"
+            )
+        if t.device != param.device:
+            raise RuntimeError(
+                f"{label}: {role} is on {t.device} but the param is on {param.device}"
+            )
+        if t.dtype != param.dtype:
+            raise TypeError(f"{label}: {role} has dtype {t.dtype} but the param has {param.dtype}")
+        if t.shape != param.shape:
+            raise ValueError(
+                f"{label}: {role} has shape {tuple(t.shape)} but the param has {tuple(param.shape)}"
+            )
+        if not _same_layout(t, param):
+            raise ValueError(
+                f"{label}: {role} has strides {t.stride()} but the param has {param.stride()}; "
+                "a fused step needs them laid out alike"
+            )
+
+
+def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.is_contiguous() and b.is_contiguous():
+        return True
+    return all(sa == sb for sa, sb, n in zip(a.stride(), b.stride(), b.shape) if n != 1)
+
+
+def _check_numpy(
+    label: str, param: np.ndarray, companions: Sequence[tuple[str, Any]], writable: bool
+) -> None:
+    if _backend.dtype_code(param) is None:
+        raise TypeError(
+            f"{label}: dtype {param.dtype} is not supported; supported: float32, float64, float16"
+        )
+    if not param.flags.c_contiguous or not param.flags.writeable:
+        raise ValueError(f"{label}: numpy params must be C-contiguous and writeable")
+    for role, a in companions:
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{label}: {role} must be a numpy.ndarray like the param, got {type(a)}")
+        if a.dtype != param.dtype:
+            raise TypeError(f"{label}: {role} has dtype {a.dtype} but the param has {param.dtype}")
+        if a.shape != param.shape:
+            raise ValueError(f"{label}: {role} has shape {a.shape} but the param has {param.shape}")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{label}: {role} must be C-contiguous")
+        if writable and role != "grad" and not a.flags.writeable:
+            raise ValueError(f"{label}: {role} must be writeable")
+
+
+def _describe(x: Any) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"a {x.dtype} tensor of shape {tuple(x.shape)} on {x.device}"
+    if isinstance(x, np.ndarray):
+        return f"a {x.dtype} array of shape {x.shape}"
+    return repr(x)

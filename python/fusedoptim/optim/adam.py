@@ -1,0 +1,263 @@
+"""Adam and AdamW with a fused step (``torch.optim.Adam``/``AdamW`` drop-ins)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+from torch.optim.optimizer import _get_scalar_dtype, _to_scalar
+
+from fusedoptim import _backend
+from fusedoptim.optim._base import (
+    FusedOptimizer,
+    by_dtype,
+    check_single_device,
+    check_step_counter,
+    check_tensors,
+    param_labeller,
+    real_view,
+    to_float,
+    validate_common,
+)
+
+
+class _Item(NamedTuple):
+    param: Tensor
+    grad: Tensor
+    state: dict[str, Any] | None  # None: state is created by this step
+
+
+class Adam(FusedOptimizer):
+    r"""Adam with a fused step; same arguments, defaults and state as ``torch.optim.Adam``.
+
+    One call updates every param of a group (per dtype), reading and writing
+    each byte once. Results follow ``torch.optim.Adam(foreach=False)`` to a
+    few ulp.
+
+    Args:
+        params: iterable of parameters, named parameters or param groups.
+        lr (float or Tensor): learning rate (default: 1e-3).
+        betas (tuple of float or Tensor): coefficients for the running averages of
+            the gradient and its square (default: (0.9, 0.999)).
+        eps (float): added to the denominator (default: 1e-8).
+        weight_decay (float): L2 penalty, added to the gradient (coupled), as in
+            torch.optim.Adam (default: 0).
+        amsgrad (bool): use the AMSGrad variant (default: False).
+        maximize (bool): maximize the objective (default: False).
+        l1 (float): fusedoptim only. After the update, the decoupled proximal step
+            ``p <- sign(p) * max(|p| - lr * l1, 0)``, which produces exact zeros
+            (default: 0).
+        decoupled_weight_decay (bool): True makes this AdamW (default: False).
+        foreach, fused: accepted for drop-in compatibility; no effect (the step is
+            always fused).
+        capturable, differentiable: not supported; True raises ``ValueError``.
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        decoupled_weight_decay: bool = False,
+        l1: float = 0.0,
+    ) -> None:
+        # torch.optim.Adam's checks and messages, in torch's order.
+        if isinstance(lr, Tensor) and lr.numel() != 1:
+            raise ValueError("Tensor lr must be 1-element")
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= betas[0] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not (
+            (isinstance(betas[0], float) and isinstance(betas[1], float))
+            or (isinstance(betas[0], Tensor) and isinstance(betas[1], Tensor))
+        ):
+            raise ValueError("betas must be either both floats or both Tensors")
+        for index, beta in enumerate(betas):
+            if isinstance(beta, Tensor) and beta.numel() != 1:
+                raise ValueError(f"Tensor betas[{index}] must be 1-element")
+        if not 0.0 <= l1:
+            raise ValueError(f"Invalid l1 value: {l1}")
+        defaults = {
+            "lr": lr,
+            "betas": tuple(map(_to_scalar, betas)),
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "amsgrad": amsgrad,
+            "maximize": maximize,
+            "foreach": foreach,
+            "capturable": capturable,
+            "differentiable": differentiable,
+            "fused": fused,
+            "decoupled_weight_decay": decoupled_weight_decay,
+            "l1": l1,
+        }
+        super().__init__(params, defaults)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("amsgrad", False)
+            group.setdefault("maximize", False)
+            group.setdefault("foreach", None)
+            group.setdefault("capturable", False)
+            group.setdefault("differentiable", False)
+            group.setdefault("fused", None)
+            group.setdefault("decoupled_weight_decay", False)
+            for p in group["params"]:
+                p_state = self.state.get(p)
+                if p_state and "step" in p_state:
+                    p_state["step"] = _host_step_counter(p_state["step"])
+
+    def _collect(self, group_index: int, group: dict[str, Any]) -> list[_Item]:
+        label = param_labeller(self, group_index, group)
+        amsgrad = group["amsgrad"]
+        items: list[_Item] = []
+        device = None
+        for i, p in enumerate(group["params"]):
+            grad = p.grad
+            if grad is None:
+                continue
+            name = label(i)
+            check_single_device(name, p, device)
+            device = p.device
+            validate_common(name, p, group["l1"])
+            state = self.state.get(p) or None
+            companions = [("grad", real_view(grad))]
+            if state is not None:
+                for key in ("step", "exp_avg", "exp_avg_sq"):
+                    if key not in state:
+                        raise KeyError(f"{name}: optimizer state has no '{key}'")
+                check_step_counter(state["step"], name)
+                companions += [
+                    ("exp_avg", real_view(state["exp_avg"])),
+                    ("exp_avg_sq", real_view(state["exp_avg_sq"])),
+                ]
+                if amsgrad and "max_exp_avg_sq" in state:
+                    companions.append(("max_exp_avg_sq", real_view(state["max_exp_avg_sq"])))
+            check_tensors(name, real_view(p), companions)
+            items.append(_Item(p, grad, state))
+        return items
+
+    def _apply(self, group: dict[str, Any], items: list[_Item]) -> None:
+        amsgrad = group["amsgrad"]
+        states = [self._state_for(item.param, amsgrad) for item in items]
+        beta1, beta2 = group["betas"]
+        hyper = {
+            "lr": to_float(group["lr"]),
+            "beta1": to_float(beta1),
+            "beta2": to_float(beta2),
+            "eps": float(group["eps"]),
+            "weight_decay": to_float(group["weight_decay"]),
+            "l1": float(group["l1"]),
+            "decoupled_weight_decay": bool(group["decoupled_weight_decay"]),
+            "amsgrad": bool(amsgrad),
+            "maximize": bool(group["maximize"]),
+        }
+        pairs = list(zip(items, states))
+        for same_dtype in by_dtype(pairs, lambda pair: pair[0].param).values():
+            for batch in _by_step_dtype(same_dtype).values():
+                _backend.adam_step(
+                    [real_view(item.param) for item, _ in batch],
+                    [real_view(item.grad) for item, _ in batch],
+                    [real_view(s["exp_avg"]) for _, s in batch],
+                    [real_view(s["exp_avg_sq"]) for _, s in batch],
+                    [real_view(s["max_exp_avg_sq"]) for _, s in batch] if amsgrad else [],
+                    [s["step"] for _, s in batch],
+                    **hyper,
+                )
+
+    def _state_for(self, p: Tensor, amsgrad: bool) -> dict[str, Any]:
+        state = self.state[p]
+        if not state:
+            # torch keeps `step` on the CPU (note: [special device hosting for
+            # step]); the host reads it to compute the bias corrections.
+            state["step"] = torch.tensor(0.0, dtype=_get_scalar_dtype())
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        if amsgrad and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return state
+
+
+class AdamW(Adam):
+    r"""AdamW with a fused step; same arguments, defaults and state as ``torch.optim.AdamW``.
+
+    Weight decay is decoupled: ``p <- p * (1 - lr * weight_decay)`` before the
+    Adam update (default weight_decay=1e-2). ``l1`` adds the decoupled proximal
+    L1 step after the update. See :class:`fusedoptim.Adam` for the arguments.
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        l1: float = 0.0,
+    ) -> None:
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
+            decoupled_weight_decay=True,
+            l1=l1,
+        )
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group["decoupled_weight_decay"] = True
+
+
+def _host_step_counter(step: Any) -> Tensor:
+    """A step counter as the kernels read it: a 0-dim float CPU tensor.
+
+    Old state dicts store a Python number; torch.optim's fused/capturable
+    state dicts keep it on the param's device. Both become what torch.optim's
+    default path keeps (note: [special device hosting for step]).
+    """
+    if not isinstance(step, Tensor):
+        return torch.tensor(float(step), dtype=_get_scalar_dtype())
+    if step.device.type != "cpu" or step.dtype not in (torch.float32, torch.float64):
+        return step.detach().to(device="cpu", dtype=_get_scalar_dtype()).reshape(())
+    return step
+
+
+def _by_step_dtype(pairs: list) -> dict:
+    groups: dict[torch.dtype, list] = {}
+    for pair in pairs:
+        groups.setdefault(pair[1]["step"].dtype, []).append(pair)
+    return groups

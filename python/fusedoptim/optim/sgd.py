@@ -1,0 +1,156 @@
+"""SGD with a fused step (a ``torch.optim.SGD`` drop-in)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from fusedoptim import _backend
+from fusedoptim.optim._base import (
+    FusedOptimizer,
+    by_dtype,
+    check_single_device,
+    check_tensors,
+    param_labeller,
+    real_view,
+    to_float,
+    validate_common,
+)
+
+
+class _Item(NamedTuple):
+    param: Tensor
+    grad: Tensor
+    buffer: Tensor | None  # None: the momentum buffer is created by this step
+
+
+class SGD(FusedOptimizer):
+    r"""SGD with a fused step; same arguments, defaults and state as ``torch.optim.SGD``.
+
+    Momentum, dampening, Nesterov momentum, coupled L2 ``weight_decay`` and
+    ``maximize`` follow ``torch.optim.SGD(foreach=False)`` to a few ulp; with
+    ``momentum=0`` no per-param state is kept.
+
+    Args:
+        params: iterable of parameters, named parameters or param groups.
+        lr (float or Tensor): learning rate (default: 1e-3).
+        momentum (float): momentum factor (default: 0).
+        dampening (float): dampening for momentum (default: 0).
+        weight_decay (float or Tensor): L2 penalty, added to the gradient (default: 0).
+        nesterov (bool): Nesterov momentum (default: False).
+        maximize (bool): maximize the objective (default: False).
+        l1 (float): fusedoptim only. After the update, the decoupled proximal step
+            ``p <- sign(p) * max(|p| - lr * l1, 0)``, which produces exact zeros
+            (default: 0).
+        foreach, fused: accepted for drop-in compatibility; no effect.
+        differentiable: not supported; True raises ``ValueError``.
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float | Tensor = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float | Tensor = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        differentiable: bool = False,
+        fused: bool | None = None,
+        l1: float = 0.0,
+    ) -> None:
+        # torch.optim.SGD's checks and messages, in torch's order.
+        if isinstance(lr, Tensor) and lr.numel() != 1:
+            raise ValueError("Tensor lr must be 1-element")
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not 0.0 <= l1:
+            raise ValueError(f"Invalid l1 value: {l1}")
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+            "maximize": maximize,
+            "foreach": foreach,
+            "differentiable": differentiable,
+            "fused": fused,
+            "l1": l1,
+        }
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, defaults)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("nesterov", False)
+            group.setdefault("maximize", False)
+            group.setdefault("foreach", None)
+            group.setdefault("differentiable", False)
+            group.setdefault("fused", False)
+
+    def _collect(self, group_index: int, group: dict[str, Any]) -> list[_Item]:
+        label = param_labeller(self, group_index, group)
+        has_momentum = group["momentum"] != 0
+        items: list[_Item] = []
+        device = None
+        for i, p in enumerate(group["params"]):
+            grad = p.grad
+            if grad is None:
+                continue
+            name = label(i)
+            check_single_device(name, p, device)
+            device = p.device
+            validate_common(name, p, group["l1"])
+            companions = [("grad", real_view(grad))]
+            buffer = None
+            if has_momentum:
+                state = self.state.get(p)
+                buffer = state.get("momentum_buffer") if state else None
+                if buffer is not None:
+                    companions.append(("momentum_buffer", real_view(buffer)))
+            check_tensors(name, real_view(p), companions)
+            items.append(_Item(p, grad, buffer))
+        return items
+
+    def _apply(self, group: dict[str, Any], items: list[_Item]) -> None:
+        momentum = to_float(group["momentum"])
+        buffers: list[Tensor | None] = []
+        new_buffers: list[bool] = []
+        for item in items:
+            buffer = item.buffer
+            if momentum != 0 and buffer is None:
+                # Filled by the kernel: torch starts the buffer as a copy of the
+                # (decayed) gradient, which is exactly what the first step writes.
+                buffer = torch.empty_like(item.param, memory_format=torch.preserve_format)
+                self.state[item.param]["momentum_buffer"] = buffer
+            buffers.append(buffer)
+            new_buffers.append(item.buffer is None)
+        hyper = {
+            "lr": to_float(group["lr"]),
+            "momentum": momentum,
+            "dampening": to_float(group["dampening"]),
+            "weight_decay": to_float(group["weight_decay"]),
+            "l1": float(group["l1"]),
+            "nesterov": bool(group["nesterov"]),
+            "maximize": bool(group["maximize"]),
+        }
+        indexed = list(zip(items, buffers, new_buffers))
+        for batch in by_dtype(indexed, lambda entry: entry[0].param).values():
+            _backend.sgd_step(
+                [real_view(item.param) for item, _, _ in batch],
+                [real_view(item.grad) for item, _, _ in batch],
+                [real_view(buffer) for _, buffer, _ in batch] if momentum != 0 else [],
+                [new for _, _, new in batch],
+                **hyper,
+            )
