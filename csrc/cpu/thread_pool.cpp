@@ -21,113 +21,120 @@
 namespace fusedoptim::cpu {
 namespace {
 
-// [note: spin before sleeping] A worker that just finished a step spins this
-// many pause instructions (a few microseconds) before it blocks. Back-to-back
-// calls (one per param group) then skip the futex wake-up, while a training
-// loop's forward pass gets the core back almost at once.
-constexpr int kSpinIterations = 4000;
+// [note: spin before sleeping] A worker that finished a job spins this many
+// pause instructions (a few microseconds) before it blocks, so back-to-back
+// calls (one per param group and dtype) skip the futex wake-up, while a
+// training loop's forward pass gets the core back almost at once.
+constexpr int kWorkerSpins = 2000;
+constexpr int kCallerSpins = 200;
 
-struct Job {
-  ItemFn body = nullptr;
-  const void* context = nullptr;
-  int64_t num_items = 0;
-  int participants = 0;  // workers (besides the caller) that take part
-  std::atomic<int64_t> next_item{0};
-  std::atomic<int> workers_done{0};
-};
+// [note: claiming items] The job's cursor packs (job id, item count, next
+// item) into one atomic word; a thread claims an item with a compare-exchange
+// that fails once the id changes or the items run out. So a worker that wakes
+// late can never touch a finished job (the caller returns once every item is
+// done, not once every worker has shown up), and a worker that is descheduled
+// never holds up a caller that has no items left to claim.
+constexpr int kIndexBits = 24;
+constexpr int kCountBits = 24;
+constexpr uint64_t kFieldMask = (uint64_t(1) << kIndexBits) - 1;
+constexpr int64_t kMaxItemsPerJob = int64_t(1) << kIndexBits;
 
-void run_items(Job& job) {
-  for (;;) {
-    const int64_t item = job.next_item.fetch_add(1, std::memory_order_relaxed);
-    if (item >= job.num_items) return;
-    job.body(job.context, item);
-  }
+uint64_t pack(uint64_t job_id, uint64_t count, uint64_t index) {
+  return (job_id << (kIndexBits + kCountBits)) | (count << kIndexBits) | index;
 }
 
 class ThreadPool {
  public:
-  ~ThreadPool() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stopping_ = true;
-      generation_.fetch_add(1, std::memory_order_release);
-    }
-    wake_.notify_all();
-    for (auto& t : threads_) t.join();
-  }
-
-  // Returns false when the pool is busy with another caller's job.
-  bool run(int num_threads, Job& job) {
+  // Runs one job of at most kMaxItemsPerJob items; false if the pool is busy.
+  bool run(int num_threads, int64_t num_items, ItemFn body, const void* context) {
     std::unique_lock<std::mutex> submit(submit_mutex_, std::try_to_lock);
     if (!submit.owns_lock()) return false;
     ensure_workers(num_threads - 1);
-    job.participants = num_threads - 1;
+    body_ = body;
+    context_ = context;
+    items_done_.store(0, std::memory_order_relaxed);
+    max_workers_.store(num_threads - 1, std::memory_order_relaxed);
+    job_id_ = (job_id_ + 1) & 0xFFFF;
+    cursor_.store(pack(job_id_, uint64_t(num_items), 0), std::memory_order_release);
     {
-      std::lock_guard<std::mutex> lock(mutex_);
-      job_ = &job;
-      participants_ = job.participants;
-      generation_.fetch_add(1, std::memory_order_release);
+      std::lock_guard<std::mutex> lock(wake_mutex_);
+      wake_generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
-    run_items(job);
-    while (job.workers_done.load(std::memory_order_acquire) < job.participants) {
-      FUSEDOPTIM_CPU_RELAX();
+    const int64_t mine = run_items(job_id_);
+    int64_t done = items_done_.fetch_add(mine, std::memory_order_acq_rel) + mine;
+    for (int spin = 0; done < num_items; ++spin) {
+      if (spin < kCallerSpins) {
+        FUSEDOPTIM_CPU_RELAX();
+      } else {
+        std::this_thread::yield();  // a claimed item's worker may need this core
+      }
+      done = items_done_.load(std::memory_order_acquire);
     }
     return true;
   }
 
  private:
-  void ensure_workers(int count) {
-    while (static_cast<int>(threads_.size()) < count) {
-      const int index = static_cast<int>(threads_.size());
-      // The generation is read here, before the job that needs this worker is
-      // published, so the new worker cannot miss that job.
-      const uint64_t seen = generation_.load(std::memory_order_acquire);
-      threads_.emplace_back([this, index, seen] { worker_loop(index, seen); });
+  // Claims and runs items of job `job_id` until none are left; returns how many.
+  int64_t run_items(uint64_t job_id) {
+    int64_t ran = 0;
+    uint64_t word = cursor_.load(std::memory_order_acquire);
+    for (;;) {
+      const uint64_t index = word & kFieldMask;
+      const uint64_t count = (word >> kIndexBits) & kFieldMask;
+      if ((word >> (kIndexBits + kCountBits)) != job_id || index >= count) return ran;
+      if (cursor_.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel)) {
+        body_(context_, static_cast<int64_t>(index));
+        ++ran;
+        word = cursor_.load(std::memory_order_acquire);
+      }
     }
   }
 
-  void worker_loop(int index, uint64_t seen) {
+  void ensure_workers(int count) {
+    while (static_cast<int>(threads_.size()) < count) {
+      const int index = static_cast<int>(threads_.size());
+      threads_.emplace_back([this, index] { worker_loop(index); });
+    }
+  }
+
+  void worker_loop(int index) {
+    uint64_t seen = 0;
     for (;;) {
-      uint64_t current = seen;
-      for (int spin = 0; spin < kSpinIterations; ++spin) {
-        current = generation_.load(std::memory_order_acquire);
-        if (current != seen) break;
+      uint64_t current = wake_generation_.load(std::memory_order_acquire);
+      for (int spin = 0; current == seen && spin < kWorkerSpins; ++spin) {
         FUSEDOPTIM_CPU_RELAX();
+        current = wake_generation_.load(std::memory_order_acquire);
       }
       if (current == seen) {
-        std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-        current = generation_.load(std::memory_order_acquire);
+        std::unique_lock<std::mutex> lock(wake_mutex_);
+        wake_.wait(lock, [&] { return wake_generation_.load(std::memory_order_acquire) != seen; });
+        current = wake_generation_.load(std::memory_order_acquire);
       }
       seen = current;
-      // Only participants touch the job: the caller waits for them alone, so
-      // for anyone else the job may already be gone.
-      Job* job;
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (stopping_) return;
-        if (index >= participants_) continue;
-        job = job_;
-      }
-      run_items(*job);
-      job->workers_done.fetch_add(1, std::memory_order_release);
+      if (index >= max_workers_.load(std::memory_order_relaxed)) continue;
+      const uint64_t job_id = cursor_.load(std::memory_order_acquire) >> (kIndexBits + kCountBits);
+      const int64_t ran = run_items(job_id);
+      if (ran > 0) items_done_.fetch_add(ran, std::memory_order_acq_rel);
     }
   }
 
   std::mutex submit_mutex_;
-  std::mutex mutex_;
+  std::mutex wake_mutex_;
   std::condition_variable wake_;
-  std::atomic<uint64_t> generation_{0};
-  Job* job_ = nullptr;
-  int participants_ = 0;
-  bool stopping_ = false;
+  std::atomic<uint64_t> wake_generation_{0};
+  std::atomic<uint64_t> cursor_{0};
+  std::atomic<int64_t> items_done_{0};
+  std::atomic<int> max_workers_{0};
+  uint64_t job_id_ = 0;
+  ItemFn body_ = nullptr;
+  const void* context_ = nullptr;
   std::vector<std::thread> threads_;
 };
 
-// The pool is created on first use and deliberately never destroyed: joining
-// threads during interpreter shutdown, or in a forked child where they do not
-// exist, would hang. After fork() the child starts a fresh pool.
+// Created on first use and deliberately never destroyed: joining threads
+// during interpreter shutdown, or in a forked child where they do not exist,
+// would hang. After fork() the child starts a fresh pool.
 ThreadPool* g_pool = nullptr;
 std::once_flag g_atfork_once;
 
@@ -139,6 +146,10 @@ ThreadPool& pool() {
   return *g_pool;
 }
 
+void run_serial(int64_t num_items, ItemFn body, const void* context) {
+  for (int64_t item = 0; item < num_items; ++item) body(context, item);
+}
+
 }  // namespace
 
 int hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
@@ -146,11 +157,10 @@ int hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()
 void parallel_for(int64_t num_items, int num_threads, ItemFn body, const void* context) {
   if (num_items <= 0) return;
   num_threads = static_cast<int>(std::min<int64_t>(std::max(num_threads, 1), num_items));
-  Job job;
-  job.body = body;
-  job.context = context;
-  job.num_items = num_items;
-  if (num_threads == 1 || !pool().run(num_threads, job)) run_items(job);
+  if (num_threads == 1 || num_items > kMaxItemsPerJob ||
+      !pool().run(num_threads, num_items, body, context)) {
+    run_serial(num_items, body, context);
+  }
 }
 
 }  // namespace fusedoptim::cpu

@@ -126,6 +126,17 @@ def by_dtype(items: Iterable[Any], param_of: Callable[[Any], torch.Tensor]) -> d
     return groups
 
 
+def check_group_hyperparameters(kind: str, group_index: int, group: dict, keys: tuple) -> None:
+    """Hyperparameters may be edited between steps (schedulers, users): each must
+    still be a finite number when the step starts, before any group is written."""
+    for key in keys:
+        values = group[key] if isinstance(group[key], tuple) else (group[key],)
+        for value in values:
+            number = to_float(value)
+            if number != number or number in (float("inf"), float("-inf")):
+                raise ValueError(f"{kind}: param group {group_index} has non-finite {key} = {value}")
+
+
 def validate_common(label: str, param: torch.Tensor, l1: float) -> None:
     if param.is_complex() and l1 != 0:
         raise ValueError(f"{label}: l1 is not defined for complex params; use l1=0 for this group")

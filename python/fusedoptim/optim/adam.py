@@ -12,6 +12,7 @@ from fusedoptim import _backend
 from fusedoptim.optim._base import (
     FusedOptimizer,
     by_dtype,
+    check_group_hyperparameters,
     check_single_device,
     check_step_counter,
     check_tensors,
@@ -126,6 +127,9 @@ class Adam(FusedOptimizer):
                     p_state["step"] = _host_step_counter(p_state["step"])
 
     def _collect(self, group_index: int, group: dict[str, Any]) -> list[_Item]:
+        check_group_hyperparameters(
+            type(self).__name__, group_index, group, ("lr", "betas", "eps", "weight_decay", "l1")
+        )
         label = param_labeller(self, group_index, group)
         amsgrad = group["amsgrad"]
         items: list[_Item] = []

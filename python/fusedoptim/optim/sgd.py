@@ -11,6 +11,7 @@ from fusedoptim import _backend
 from fusedoptim.optim._base import (
     FusedOptimizer,
     by_dtype,
+    check_group_hyperparameters,
     check_single_device,
     check_tensors,
     param_labeller,
@@ -100,6 +101,12 @@ class SGD(FusedOptimizer):
             group.setdefault("fused", False)
 
     def _collect(self, group_index: int, group: dict[str, Any]) -> list[_Item]:
+        check_group_hyperparameters(
+            type(self).__name__,
+            group_index,
+            group,
+            ("lr", "momentum", "dampening", "weight_decay", "l1"),
+        )
         label = param_labeller(self, group_index, group)
         has_momentum = group["momentum"] != 0
         items: list[_Item] = []

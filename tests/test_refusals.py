@@ -1,0 +1,163 @@
+"""Bad input: a clear error naming the culprit, and not one byte written."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import fusedoptim
+
+
+def snapshot(opt):
+    params = [p.detach().clone() for g in opt.param_groups for p in g["params"]]
+    state = copy.deepcopy({id(k): v for k, v in opt.state.items()})
+    return params, state
+
+
+def assert_unchanged(opt, before):
+    params, state = before
+    now = [p.detach() for g in opt.param_groups for p in g["params"]]
+    assert all(torch.equal(a, b) for a, b in zip(params, now))
+    current = {id(k): v for k, v in opt.state.items()}
+    assert current.keys() == state.keys()
+    for key, entries in state.items():
+        assert current[key].keys() == entries.keys()
+        for name, value in entries.items():
+            assert torch.equal(current[key][name], value), name
+
+
+def trained(cls, **kwargs):
+    """Two groups, two steps done: there is state to protect."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Linear(7, 2))
+    groups = [
+        {"params": model[0].parameters()},
+        {"params": model[1].parameters(), "lr": 0.01},
+    ]
+    opt = cls(groups, **kwargs)
+    for _ in range(2):
+        opt.zero_grad()
+        model(torch.randn(3, 5)).sum().backward()
+        opt.step()
+    return model, opt
+
+
+OPTIMIZERS = [
+    (fusedoptim.Adam, dict(lr=0.1, amsgrad=True)),
+    (fusedoptim.AdamW, dict(lr=0.1)),
+    (fusedoptim.SGD, dict(lr=0.1, momentum=0.9)),
+]
+IDS = ["Adam", "AdamW", "SGD"]
+
+
+@pytest.mark.parametrize("cls,kwargs", OPTIMIZERS, ids=IDS)
+def test_sparse_grad_in_second_group_refused_before_first_group_is_written(cls, kwargs):
+    model, opt = trained(cls, **kwargs)
+    model(torch.randn(3, 5)).sum().backward()
+    model[1].bias.grad = model[1].bias.grad.to_sparse()
+    before = snapshot(opt)
+    with pytest.raises(RuntimeError, match=r"params\[1\] of param group 1.*sparse"):
+        opt.step()
+    assert_unchanged(opt, before)
+
+
+@pytest.mark.parametrize("cls,kwargs", OPTIMIZERS, ids=IDS)
+def test_grad_layout_differing_from_param_is_refused(cls, kwargs):
+    p = torch.nn.Parameter(torch.randn(4, 6).t())  # dense, not contiguous
+    opt = cls([p], **kwargs)
+    p.grad = torch.randn(6, 4)  # same shape, contiguous strides
+    before = snapshot(opt)
+    with pytest.raises(ValueError, match=r"params\[0\] of param group 0: grad has strides"):
+        opt.step()
+    assert_unchanged(opt, before)
+
+
+@pytest.mark.parametrize("cls,kwargs", OPTIMIZERS, ids=IDS)
+def test_param_with_gaps_is_refused(cls, kwargs):
+    base = torch.randn(8, 8)
+    p = torch.nn.Parameter(base[:, ::2])
+    opt = cls([p], **kwargs)
+    p.grad = torch.zeros_like(p)
+    before = snapshot(opt)
+    with pytest.raises(ValueError, match="view with gaps or overlaps"):
+        opt.step()
+    assert_unchanged(opt, before)
+
+
+@pytest.mark.parametrize("cls,kwargs", OPTIMIZERS, ids=IDS)
+def test_grad_dtype_differing_from_param_is_refused_by_name(cls, kwargs):
+    model, opt = trained(cls, **kwargs)
+    model(torch.randn(3, 5)).sum().backward()
+    weight = model[0].weight
+    weight.grad_dtype = None  # torch >= 2.10 then allows any grad dtype
+    weight.grad = weight.grad.double()
+    named = cls(model.named_parameters(), **kwargs)
+    with pytest.raises(TypeError, match=r"parameter '0.weight'.*grad has dtype torch.float64"):
+        named.step()
+    before = snapshot(opt)
+    with pytest.raises(TypeError, match=r"params\[0\] of param group 0: grad has dtype"):
+        opt.step()
+    assert_unchanged(opt, before)
+
+
+def test_state_of_wrong_shape_is_refused():
+    model, opt = trained(fusedoptim.Adam, lr=0.1)
+    opt.state[model[1].bias]["exp_avg"] = torch.zeros(5)
+    model(torch.randn(3, 5)).sum().backward()
+    before = snapshot(opt)
+    with pytest.raises(ValueError, match="exp_avg has shape"):
+        opt.step()
+    assert_unchanged(opt, before)
+
+
+@pytest.mark.parametrize("cls,kwargs", OPTIMIZERS, ids=IDS)
+def test_non_finite_lr_set_between_steps_is_refused(cls, kwargs):
+    model, opt = trained(cls, **kwargs)
+    model(torch.randn(3, 5)).sum().backward()
+    opt.param_groups[1]["lr"] = float("nan")
+    before = snapshot(opt)
+    with pytest.raises(ValueError, match="param group 1 has non-finite lr"):
+        opt.step()
+    assert_unchanged(opt, before)
+
+
+def test_integer_param_dtype_refused():
+    p = torch.zeros(3, dtype=torch.int32)  # a leaf tensor torch.optim accepts
+    opt = fusedoptim.SGD([p], lr=0.1)
+    p.grad = torch.zeros(3, dtype=torch.int32)
+    with pytest.raises(TypeError, match="dtype torch.int32 is not supported"):
+        opt.step()
+
+
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda p: fusedoptim.Adam(p, lr=-1.0), "Invalid learning rate: -1.0"),
+        (lambda p: fusedoptim.Adam(p, eps=-1.0), "Invalid epsilon value: -1.0"),
+        (lambda p: fusedoptim.Adam(p, betas=(1.0, 0.9)), "Invalid beta parameter at index 0: 1.0"),
+        (lambda p: fusedoptim.AdamW(p, betas=(0.9, -0.1)), "Invalid beta parameter at index 1"),
+        (lambda p: fusedoptim.AdamW(p, weight_decay=-1.0), "Invalid weight_decay value: -1.0"),
+        (lambda p: fusedoptim.Adam(p, betas=(0.9, torch.tensor(0.99))), "betas must be either both"),
+        (lambda p: fusedoptim.Adam(p, lr=torch.tensor([0.1, 0.2])), "Tensor lr must be 1-element"),
+        (lambda p: fusedoptim.SGD(p, lr=-0.1), "Invalid learning rate: -0.1"),
+        (lambda p: fusedoptim.SGD(p, momentum=-0.5), "Invalid momentum value: -0.5"),
+        (lambda p: fusedoptim.SGD(p, weight_decay=-1), "Invalid weight_decay value: -1"),
+        (lambda p: fusedoptim.SGD(p, nesterov=True), "Nesterov momentum requires a momentum"),
+        (lambda p: fusedoptim.SGD(p, lr=torch.tensor([0.1, 0.2])), "Tensor lr must be 1-element"),
+        (lambda p: fusedoptim.Adam(p, capturable=True), "capturable=True"),
+        (lambda p: fusedoptim.SGD(p, differentiable=True), "differentiable=True"),
+    ],
+)
+def test_constructor_messages_match_torch(make, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        make([torch.nn.Parameter(torch.ones(2))])
+
+
+def test_foreach_and_fused_are_accepted():
+    p = torch.nn.Parameter(torch.ones(2))
+    for fused, foreach in ((True, None), (None, True), (False, False)):
+        opt = fusedoptim.AdamW([p], fused=fused, foreach=foreach)
+        p.grad = torch.ones(2)
+        opt.step()
