@@ -40,8 +40,10 @@ def random_grads(params, gen):
 def scale_deviation(actual, expected):
     """max |a - e| over all tensors, divided by the largest |e| (the problem's scale)."""
     scale = max(e.detach().double().abs().max().item() for e in expected)
-    worst = max((a.detach().double() - e.detach().double()).abs().max().item()
-                for a, e in zip(actual, expected))
+    worst = max(
+        (a.detach().double() - e.detach().double()).abs().max().item()
+        for a, e in zip(actual, expected)
+    )
     return worst / max(scale, 1e-30)
 
 

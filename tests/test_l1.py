@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from optim_reference import assert_close_to_scale, make_params
 
 import fusedoptim
+
+from optim_reference import assert_close_to_scale, make_params
 
 
 def prox(p: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -23,7 +24,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("fused_cls,torch_cls,kwargs", CASES, ids=lambda x: getattr(x, "__name__", ""))
+@pytest.mark.parametrize(
+    "fused_cls,torch_cls,kwargs", CASES, ids=lambda x: getattr(x, "__name__", "")
+)
 @pytest.mark.parametrize("dtype", (torch.float32, torch.float64), ids=str)
 def test_l1_is_torch_step_then_proximal_step(fused_cls, torch_cls, kwargs, dtype):
     l1 = 0.5

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+import fusedoptim
+
 from optim_reference import (
     HALF_TYPES,
     Fp32RoundedReference,
@@ -15,8 +18,6 @@ from optim_reference import (
     random_grads,
     sgd_option_grid,
 )
-
-import fusedoptim
 
 STEPS = 100
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
@@ -78,7 +79,11 @@ def test_adam_matches_torch(name, kwargs, dtype):
 
 @pytest.mark.parametrize("dtype", (torch.float32, torch.float64), ids=str)
 def test_several_lr_betas_eps_values(dtype):
-    for lr, betas, eps in [(3e-4, (0.8, 0.99), 1e-6), (1.0, (0.0, 0.0), 0.0), (0.1, (0.6, 0.4), 1e-3)]:
+    for lr, betas, eps in [
+        (3e-4, (0.8, 0.99), 1e-6),
+        (1.0, (0.0, 0.0), 0.0),
+        (0.1, (0.6, 0.4), 1e-3),
+    ]:
         run_side_by_side(
             fusedoptim.AdamW,
             torch.optim.AdamW,
@@ -114,8 +119,10 @@ def test_complex_params_follow_torch_real_view():
 def test_dense_non_contiguous_params_follow_torch():
     """A transposed weight and a channels_last conv weight: dense, not contiguous."""
     gen = torch.Generator().manual_seed(4)
-    shapes = [lambda: torch.randn(17, 33, generator=gen).t(), lambda: torch.randn(
-        4, 3, 5, 5, generator=gen).to(memory_format=torch.channels_last)]
+    shapes = [
+        lambda: torch.randn(17, 33, generator=gen).t(),
+        lambda: torch.randn(4, 3, 5, 5, generator=gen).to(memory_format=torch.channels_last),
+    ]
     values = [make() for make in shapes]
     assert not any(v.is_contiguous() for v in values)
     ours = [torch.nn.Parameter(v.clone(memory_format=torch.preserve_format)) for v in values]
@@ -126,8 +133,10 @@ def test_dense_non_contiguous_params_follow_torch():
         for p, q in zip(ours, theirs):
             g = torch.randn(p.shape, generator=gen).contiguous(memory_format=torch.preserve_format)
             g = torch.empty_like(p).copy_(g)
-            p.grad, q.grad = g.clone(memory_format=torch.preserve_format), g.clone(
-                memory_format=torch.preserve_format)
+            p.grad, q.grad = (
+                g.clone(memory_format=torch.preserve_format),
+                g.clone(memory_format=torch.preserve_format),
+            )
         a.step()
         b.step()
     assert_close_to_scale(ours, theirs, torch.float32)
@@ -214,7 +223,9 @@ def _usable_isas():
 @pytest.mark.parametrize("threads", [1, 2, 3, 8])
 def test_thread_counts_give_identical_bits(threads):
     def run():
-        params = [torch.nn.Parameter(v) for v in make_params(torch.float32, sizes=(1, 70000, 3, 200000))]
+        params = [
+            torch.nn.Parameter(v) for v in make_params(torch.float32, sizes=(1, 70000, 3, 200000))
+        ]
         opt = fusedoptim.Adam(params, lr=1e-2)
         gen = torch.Generator().manual_seed(2)
         for _ in range(3):

@@ -139,7 +139,10 @@ def test_integer_param_dtype_refused():
         (lambda p: fusedoptim.Adam(p, betas=(1.0, 0.9)), "Invalid beta parameter at index 0: 1.0"),
         (lambda p: fusedoptim.AdamW(p, betas=(0.9, -0.1)), "Invalid beta parameter at index 1"),
         (lambda p: fusedoptim.AdamW(p, weight_decay=-1.0), "Invalid weight_decay value: -1.0"),
-        (lambda p: fusedoptim.Adam(p, betas=(0.9, torch.tensor(0.99))), "betas must be either both"),
+        (
+            lambda p: fusedoptim.Adam(p, betas=(0.9, torch.tensor(0.99))),
+            "betas must be either both",
+        ),
         (lambda p: fusedoptim.Adam(p, lr=torch.tensor([0.1, 0.2])), "Tensor lr must be 1-element"),
         (lambda p: fusedoptim.SGD(p, lr=-0.1), "Invalid learning rate: -0.1"),
         (lambda p: fusedoptim.SGD(p, momentum=-0.5), "Invalid momentum value: -0.5"),

@@ -7,9 +7,10 @@ import io
 
 import pytest
 import torch
-from optim_reference import assert_close_to_scale
 
 import fusedoptim
+
+from optim_reference import assert_close_to_scale
 
 
 def model_and_data(seed=0):
@@ -86,7 +87,9 @@ def test_state_dict_loads_with_weights_only_and_keeps_l1():
     fresh = fusedoptim.AdamW(model.parameters(), lr=1e-2)
     fresh.load_state_dict(loaded)
     assert fresh.param_groups[0]["l1"] == 1e-3
-    assert torch.equal(fresh.state[model[0].weight]["exp_avg"], opt.state[model[0].weight]["exp_avg"])
+    assert torch.equal(
+        fresh.state[model[0].weight]["exp_avg"], opt.state[model[0].weight]["exp_avg"]
+    )
 
 
 def test_torch_state_dict_keeps_current_l1_and_old_formats_load():
@@ -95,8 +98,14 @@ def test_torch_state_dict_keeps_current_l1_and_old_formats_load():
     train(model, torch_opt, x, y, 3)
     saved = torch_opt.state_dict()
     for group in saved["param_groups"]:
-        for key in ("maximize", "foreach", "fused", "capturable", "differentiable",
-                    "decoupled_weight_decay"):
+        for key in (
+            "maximize",
+            "foreach",
+            "fused",
+            "capturable",
+            "differentiable",
+            "decoupled_weight_decay",
+        ):
             group.pop(key, None)
     for state in saved["state"].values():
         state["step"] = float(state["step"])  # as torch < 1.12 stored it

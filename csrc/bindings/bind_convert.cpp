@@ -26,10 +26,14 @@ void storage_to_float(int dtype_code, uintptr_t src, uintptr_t dst, int64_t n) {
   auto* out = reinterpret_cast<float*>(dst);
   const auto* in = reinterpret_cast<const void*>(src);
   switch (dtype) {
-    case ops::DType::kFloat32: return to_float<float>(in, out, n);
-    case ops::DType::kFloat64: return to_float<double>(in, out, n);
-    case ops::DType::kFloat16: return to_float<ops::Half>(in, out, n);
-    case ops::DType::kBFloat16: return to_float<ops::BFloat16>(in, out, n);
+    case ops::DType::kFloat32:
+      return to_float<float>(in, out, n);
+    case ops::DType::kFloat64:
+      return to_float<double>(in, out, n);
+    case ops::DType::kFloat16:
+      return to_float<ops::Half>(in, out, n);
+    case ops::DType::kBFloat16:
+      return to_float<ops::BFloat16>(in, out, n);
   }
 }
 
@@ -38,10 +42,14 @@ void float_to_storage(int dtype_code, uintptr_t src, uintptr_t dst, int64_t n) {
   const auto* in = reinterpret_cast<const float*>(src);
   auto* out = reinterpret_cast<void*>(dst);
   switch (dtype) {
-    case ops::DType::kFloat32: return from_float<float>(in, out, n);
-    case ops::DType::kFloat64: return from_float<double>(in, out, n);
-    case ops::DType::kFloat16: return from_float<ops::Half>(in, out, n);
-    case ops::DType::kBFloat16: return from_float<ops::BFloat16>(in, out, n);
+    case ops::DType::kFloat32:
+      return from_float<float>(in, out, n);
+    case ops::DType::kFloat64:
+      return from_float<double>(in, out, n);
+    case ops::DType::kFloat16:
+      return from_float<ops::Half>(in, out, n);
+    case ops::DType::kBFloat16:
+      return from_float<ops::BFloat16>(in, out, n);
   }
 }
 

@@ -17,14 +17,18 @@ namespace {
 
 void adam_step(int dtype_code, const std::vector<int64_t>& numels, const Addresses& params,
                const Addresses& grads, const Addresses& exp_avgs, const Addresses& exp_avg_sqs,
-               const Addresses& max_exp_avg_sqs, const Addresses& steps, int step_dtype,
-               double lr, double beta1, double beta2, double eps, double weight_decay, double l1,
+               const Addresses& max_exp_avg_sqs, const Addresses& steps, int step_dtype, double lr,
+               double beta1, double beta2, double eps, double weight_decay, double l1,
                bool decoupled_weight_decay, bool amsgrad, bool maximize, int num_threads,
                int device, uintptr_t stream) {
   check_device_supported(device);
   check_threads(num_threads);
-  for (auto [value, name] : {std::pair{lr, "lr"}, {beta1, "beta1"}, {beta2, "beta2"},
-                             {eps, "eps"}, {weight_decay, "weight_decay"}, {l1, "l1"}}) {
+  for (auto [value, name] : {std::pair{lr, "lr"},
+                             {beta1, "beta1"},
+                             {beta2, "beta2"},
+                             {eps, "eps"},
+                             {weight_decay, "weight_decay"},
+                             {l1, "l1"}}) {
     check_finite(value, name);
   }
   check_numels(numels);
@@ -41,8 +45,8 @@ void adam_step(int dtype_code, const std::vector<int64_t>& numels, const Address
     throw py::value_error("max_exp_avg_sqs must be empty unless amsgrad=True");
   }
   batch.steps = incremented_steps(steps, step_dtype, numels.size());
-  const ops::AdamHyper hyper{lr,           beta1, beta2, eps, weight_decay, l1,
-                             decoupled_weight_decay, amsgrad, maximize};
+  const ops::AdamHyper hyper{lr,      beta1,   beta2, eps, weight_decay, l1, decoupled_weight_decay,
+                             amsgrad, maximize};
 
   // Past this point nothing can fail: the step counters and the tensors are
   // written together.
@@ -58,13 +62,15 @@ void adam_step(int dtype_code, const std::vector<int64_t>& numels, const Address
 
 void sgd_step(int dtype_code, const std::vector<int64_t>& numels, const Addresses& params,
               const Addresses& grads, const Addresses& momentum_buffers,
-              const std::vector<bool>& new_buffers, double lr, double momentum,
-              double dampening, double weight_decay, double l1, bool nesterov, bool maximize,
-              int num_threads, int device, uintptr_t stream) {
+              const std::vector<bool>& new_buffers, double lr, double momentum, double dampening,
+              double weight_decay, double l1, bool nesterov, bool maximize, int num_threads,
+              int device, uintptr_t stream) {
   check_device_supported(device);
   check_threads(num_threads);
-  for (auto [value, name] : {std::pair{lr, "lr"}, {momentum, "momentum"},
-                             {dampening, "dampening"}, {weight_decay, "weight_decay"},
+  for (auto [value, name] : {std::pair{lr, "lr"},
+                             {momentum, "momentum"},
+                             {dampening, "dampening"},
+                             {weight_decay, "weight_decay"},
                              {l1, "l1"}}) {
     check_finite(value, name);
   }
@@ -100,16 +106,15 @@ void bind_optim(py::module_& m) {
   m.def("adam_step", &adam_step, py::kw_only(), py::arg("dtype"), py::arg("numels"),
         py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"),
         py::arg("max_exp_avg_sqs"), py::arg("steps"), py::arg("step_dtype"), py::arg("lr"),
-        py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
-        py::arg("l1"), py::arg("decoupled_weight_decay"), py::arg("amsgrad"),
-        py::arg("maximize"), py::arg("num_threads"), py::arg("device") = -1,
-        py::arg("stream") = 0,
+        py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("l1"),
+        py::arg("decoupled_weight_decay"), py::arg("amsgrad"), py::arg("maximize"),
+        py::arg("num_threads"), py::arg("device") = -1, py::arg("stream") = 0,
         "Adam/AdamW step over every tensor of a group; increments each step counter.");
   m.def("sgd_step", &sgd_step, py::kw_only(), py::arg("dtype"), py::arg("numels"),
-        py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"),
-        py::arg("new_buffers"), py::arg("lr"), py::arg("momentum"), py::arg("dampening"),
-        py::arg("weight_decay"), py::arg("l1"), py::arg("nesterov"), py::arg("maximize"),
-        py::arg("num_threads"), py::arg("device") = -1, py::arg("stream") = 0,
+        py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"), py::arg("new_buffers"),
+        py::arg("lr"), py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"),
+        py::arg("l1"), py::arg("nesterov"), py::arg("maximize"), py::arg("num_threads"),
+        py::arg("device") = -1, py::arg("stream") = 0,
         "SGD step (momentum, dampening, nesterov, L2, L1) over every tensor of a group.");
 }
 

@@ -19,9 +19,9 @@ constexpr int64_t kChunkElements = int64_t(1) << 15;
 constexpr int64_t kSerialElements = int64_t(1) << 15;
 
 struct Chunk {
-  int32_t tensor;  // index into the batch
-  int32_t variant; // which scalars / loop variant the tensor uses
-  int64_t begin;   // first element
+  int32_t tensor;   // index into the batch
+  int32_t variant;  // which scalars / loop variant the tensor uses
+  int64_t begin;    // first element
   int64_t numel;
 };
 
@@ -34,8 +34,8 @@ std::vector<Chunk> make_chunks(const std::vector<int64_t>& numels, VariantOf var
   for (size_t i = 0; i < numels.size(); ++i) {
     const int32_t variant = variant_of(i);
     for (int64_t begin = 0; begin < numels[i]; begin += kChunkElements) {
-      chunks.push_back({static_cast<int32_t>(i), variant, begin,
-                        std::min(kChunkElements, numels[i] - begin)});
+      chunks.push_back(
+          {static_cast<int32_t>(i), variant, begin, std::min(kChunkElements, numels[i] - begin)});
     }
     total += numels[i];
   }

@@ -29,7 +29,8 @@ void adam_step(const AdamBatch& batch, const ops::AdamHyper& hyper, int num_thre
   }
   std::vector<AdamStepScalars> scalars;
   for (double step : distinct_steps) {
-    scalars.push_back({ops::adam_scalars<float>(hyper, step), ops::adam_scalars<double>(hyper, step)});
+    scalars.push_back(
+        {ops::adam_scalars<float>(hyper, step), ops::adam_scalars<double>(hyper, step)});
   }
 
   int64_t total = 0;
@@ -63,18 +64,16 @@ void sgd_step(const SgdBatch& batch, const ops::SgdHyper& hyper, int num_threads
   const auto chunks = make_chunks(batch.numels, mode_of, &total);
   const OptimKernels& kernels = optim_kernels();
   const int bytes = ops::element_size(batch.dtype);
-  parallel_for(static_cast<int64_t>(chunks.size()), threads_for(total, num_threads),
-               [&](int64_t index) {
-                 const Chunk& c = chunks[index];
-                 const SgdSpan span{
-                     offset(batch.params[c.tensor], c.begin, bytes),
-                     offset(batch.grads[c.tensor], c.begin, bytes),
-                     has_momentum ? offset(batch.momentum_buffers[c.tensor], c.begin, bytes)
-                                  : nullptr,
-                     c.numel};
-                 kernels.sgd(batch.dtype, static_cast<ops::MomentumMode>(c.variant), span,
-                             scalars);
-               });
+  parallel_for(
+      static_cast<int64_t>(chunks.size()), threads_for(total, num_threads), [&](int64_t index) {
+        const Chunk& c = chunks[index];
+        const SgdSpan span{
+            offset(batch.params[c.tensor], c.begin, bytes),
+            offset(batch.grads[c.tensor], c.begin, bytes),
+            has_momentum ? offset(batch.momentum_buffers[c.tensor], c.begin, bytes) : nullptr,
+            c.numel};
+        kernels.sgd(batch.dtype, static_cast<ops::MomentumMode>(c.variant), span, scalars);
+      });
 }
 
 }  // namespace fusedoptim::cpu

@@ -139,9 +139,7 @@ ThreadPool* g_pool = nullptr;
 std::once_flag g_atfork_once;
 
 ThreadPool& pool() {
-  std::call_once(g_atfork_once, [] {
-    pthread_atfork(nullptr, nullptr, [] { g_pool = nullptr; });
-  });
+  std::call_once(g_atfork_once, [] { pthread_atfork(nullptr, nullptr, [] { g_pool = nullptr; }); });
   if (g_pool == nullptr) g_pool = new ThreadPool();
   return *g_pool;
 }

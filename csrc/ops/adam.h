@@ -17,16 +17,16 @@ namespace fusedoptim::ops {
 
 template <typename M>
 struct AdamScalars {
-  M grad_sign;              // -1 with maximize=True
-  M weight_decay;           // coupled L2 (Adam): g += weight_decay * p
-  M decay_factor;           // decoupled (AdamW): p *= 1 - lr * weight_decay
-  M lerp_weight;            // 1 - beta1
+  M grad_sign;     // -1 with maximize=True
+  M weight_decay;  // coupled L2 (Adam): g += weight_decay * p
+  M decay_factor;  // decoupled (AdamW): p *= 1 - lr * weight_decay
+  M lerp_weight;   // 1 - beta1
   M beta2;
   M one_minus_beta2;
   M bias_correction2_sqrt;  // sqrt(1 - beta2^t)
   M eps;
-  M neg_step_size;          // -lr / (1 - beta1^t)
-  M l1_threshold;           // lr * l1
+  M neg_step_size;  // -lr / (1 - beta1^t)
+  M l1_threshold;   // lr * l1
   bool coupled_decay;
   bool decoupled_decay;
   bool l1;

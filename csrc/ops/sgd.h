@@ -10,12 +10,12 @@ namespace fusedoptim::ops {
 
 template <typename M>
 struct SgdScalars {
-  M grad_sign;                // -1 with maximize=True
-  M weight_decay;             // coupled L2: g += weight_decay * p
+  M grad_sign;     // -1 with maximize=True
+  M weight_decay;  // coupled L2: g += weight_decay * p
   M momentum;
   M one_minus_dampening;
   M neg_lr;
-  M l1_threshold;             // lr * l1
+  M l1_threshold;  // lr * l1
   bool coupled_decay;
   bool nesterov;
   bool l1;

@@ -68,7 +68,8 @@ FUSEDOPTIM_HOST_DEVICE uint16_t float_to_fp16(float value) {
   const uint32_t sign = bits & 0x80000000u;
   const uint32_t mag = bits ^ sign;
   // Subnormal results: adding the magic constant lets the FPU do the rounding.
-  const uint32_t subnormal = float_to_bits(bits_to_float(mag) + bits_to_float(denorm_magic)) - denorm_magic;
+  const uint32_t subnormal =
+      float_to_bits(bits_to_float(mag) + bits_to_float(denorm_magic)) - denorm_magic;
   const uint32_t mant_odd = (mag >> 13) & 1u;
   const uint32_t normal = (mag + (uint32_t(15 - 127) << 23) + 0xFFFu + mant_odd) >> 13;
   const uint32_t overflow = mag > f32_inf ? 0x7E00u : 0x7C00u;

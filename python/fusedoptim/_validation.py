@@ -17,7 +17,9 @@ import torch
 
 from fusedoptim import _backend
 
-SUPPORTED_DTYPES = "float32, float64, float16 and bfloat16 (complex64/complex128 as their real view)"
+SUPPORTED_DTYPES = (
+    "float32, float64, float16 and bfloat16 (complex64/complex128 as their real view)"
+)
 
 
 def is_dense(x: torch.Tensor) -> bool:
@@ -43,14 +45,24 @@ def is_dense(x: torch.Tensor) -> bool:
 
 def check_step_counter(step: Any, label: str) -> None:
     if isinstance(step, torch.Tensor):
-        ok = step.device.type == "cpu" and step.numel() == 1 and step.dtype in (
-            torch.float32,
-            torch.float64,
+        ok = (
+            step.device.type == "cpu"
+            and step.numel() == 1
+            and step.dtype
+            in (
+                torch.float32,
+                torch.float64,
+            )
         )
     else:
-        ok = isinstance(step, np.ndarray) and step.size == 1 and step.dtype in (
-            np.float32,
-            np.float64,
+        ok = (
+            isinstance(step, np.ndarray)
+            and step.size == 1
+            and step.dtype
+            in (
+                np.float32,
+                np.float64,
+            )
         )
     if not ok:
         raise ValueError(
@@ -83,7 +95,9 @@ def _check_torch(label: str, param: torch.Tensor, companions: Sequence[tuple[str
     if param.layout != torch.strided:
         raise RuntimeError(f"{label}: {param.layout} params are not supported")
     if _backend.dtype_code(param) is None:
-        raise TypeError(f"{label}: dtype {param.dtype} is not supported; supported: {SUPPORTED_DTYPES}")
+        raise TypeError(
+            f"{label}: dtype {param.dtype} is not supported; supported: {SUPPORTED_DTYPES}"
+        )
     if not is_dense(param):
         raise ValueError(
             f"{label}: the param is a view with gaps or overlaps (strides {param.stride()} for "
@@ -132,7 +146,9 @@ def _check_numpy(
         raise ValueError(f"{label}: numpy params must be C-contiguous and writeable")
     for role, a in companions:
         if not isinstance(a, np.ndarray):
-            raise TypeError(f"{label}: {role} must be a numpy.ndarray like the param, got {type(a)}")
+            raise TypeError(
+                f"{label}: {role} must be a numpy.ndarray like the param, got {type(a)}"
+            )
         if a.dtype != param.dtype:
             raise TypeError(f"{label}: {role} has dtype {a.dtype} but the param has {param.dtype}")
         if a.shape != param.shape:

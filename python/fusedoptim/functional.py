@@ -189,4 +189,6 @@ def _check_uniform(params: Sequence[Array], steps: Sequence[Array]) -> None:
             raise RuntimeError(f"params[{i}] is on {p.device} but params[0] is on {first.device}")
     for i, s in enumerate(steps):
         if s.dtype != steps[0].dtype:
-            raise TypeError(f"state_steps[{i}] has dtype {s.dtype} but state_steps[0] has {steps[0].dtype}")
+            raise TypeError(
+                f"state_steps[{i}] has dtype {s.dtype} but state_steps[0] has {steps[0].dtype}"
+            )

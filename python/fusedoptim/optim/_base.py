@@ -134,7 +134,9 @@ def check_group_hyperparameters(kind: str, group_index: int, group: dict, keys: 
         for value in values:
             number = to_float(value)
             if number != number or number in (float("inf"), float("-inf")):
-                raise ValueError(f"{kind}: param group {group_index} has non-finite {key} = {value}")
+                raise ValueError(
+                    f"{kind}: param group {group_index} has non-finite {key} = {value}"
+                )
 
 
 def validate_common(label: str, param: torch.Tensor, l1: float) -> None:

@@ -1,0 +1,51 @@
+"""Type stub for the native extension (csrc/bindings/). Use fusedoptim._backend instead."""
+
+from typing import Any
+
+def adam_step(
+    *,
+    dtype: int,
+    numels: list[int],
+    params: list[int],
+    grads: list[int],
+    exp_avgs: list[int],
+    exp_avg_sqs: list[int],
+    max_exp_avg_sqs: list[int],
+    steps: list[int],
+    step_dtype: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    l1: float,
+    decoupled_weight_decay: bool,
+    amsgrad: bool,
+    maximize: bool,
+    num_threads: int,
+    device: int = -1,
+    stream: int = 0,
+) -> None: ...
+def sgd_step(
+    *,
+    dtype: int,
+    numels: list[int],
+    params: list[int],
+    grads: list[int],
+    momentum_buffers: list[int],
+    new_buffers: list[bool],
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    l1: float,
+    nesterov: bool,
+    maximize: bool,
+    num_threads: int,
+    device: int = -1,
+    stream: int = 0,
+) -> None: ...
+def build_info() -> dict[str, Any]: ...
+def set_isa(name: str) -> None: ...
+def storage_to_float(dtype: int, src: int, dst: int, n: int) -> None: ...
+def float_to_storage(dtype: int, src: int, dst: int, n: int) -> None: ...
