@@ -7,4 +7,5 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "fusedoptim native kernels (use fusedoptim._backend, not this module)";
   fusedoptim::bindings::bind_optim(m);
   fusedoptim::bindings::bind_info(m);
+  fusedoptim::bindings::bind_metrics(m);
 }
