@@ -80,12 +80,14 @@ class ThreadPool {
   void ensure_workers(int count) {
     while (static_cast<int>(threads_.size()) < count) {
       const int index = static_cast<int>(threads_.size());
-      threads_.emplace_back([this, index] { worker_loop(index); });
+      // The generation is read here, before the job that needs this worker is
+      // published, so the new worker cannot miss that job.
+      const uint64_t seen = generation_.load(std::memory_order_acquire);
+      threads_.emplace_back([this, index, seen] { worker_loop(index, seen); });
     }
   }
 
-  void worker_loop(int index) {
-    uint64_t seen = generation_.load(std::memory_order_acquire);
+  void worker_loop(int index, uint64_t seen) {
     for (;;) {
       uint64_t current = seen;
       for (int spin = 0; spin < kSpinIterations; ++spin) {
