@@ -32,7 +32,7 @@ class ClassCounts:
 def as_label_tensor(labels, name, device):
     t = torch.as_tensor(labels, device=device) if not isinstance(labels, torch.Tensor) else labels
     t = t.to(device).reshape(-1)
-    if t.is_floating_point() or t.is_complex():
+    if (t.is_floating_point() or t.is_complex()) and t.numel():
         raise ValueError(f"{name}: expected integer class labels, got {t.dtype}")
     return t.to(torch.int64)
 

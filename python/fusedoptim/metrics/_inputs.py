@@ -68,6 +68,8 @@ def class_labels(y, name):
         raise ValueError(
             f"{name}: expected a 1-D array of class labels, got shape {tuple(y.shape)}"
         )
+    if is_float(y) and y.numel() == 0:
+        return y.to(torch.int64)  # np.asarray([]) is float64
     if is_float(y):
         raise ValueError(
             f"{name}: expected integer class labels, got {y.dtype}; "
