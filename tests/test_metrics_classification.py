@@ -38,8 +38,9 @@ def close(ours, ref):
         return
     if isinstance(ours, torch.Tensor):
         ours = ours.cpu().numpy()
-    np.testing.assert_allclose(np.asarray(ours, dtype=float), np.asarray(ref, dtype=float),
-                               rtol=RTOL, atol=1e-15)
+    np.testing.assert_allclose(
+        np.asarray(ours, dtype=float), np.asarray(ref, dtype=float), rtol=RTOL, atol=1e-15
+    )
 
 
 def random_case(seed, n=1001, k=7, absent=(), weighted=False):
@@ -72,11 +73,22 @@ def test_prfs_random_multiclass(kind, weighted, average):
     t, p, w = random_case(1, absent=(4,), weighted=weighted)
     for beta in (0.5, 1.0, 2.0):
         ours = fm.precision_recall_fscore_support(
-            convert(t, kind), convert(p, kind), beta=beta, average=average,
-            sample_weight=convert(w, kind), zero_division=0,
+            convert(t, kind),
+            convert(p, kind),
+            beta=beta,
+            average=average,
+            sample_weight=convert(w, kind),
+            zero_division=0,
         )
-        ref = sk(skm.precision_recall_fscore_support, t, p, beta=beta, average=average,
-                 sample_weight=w, zero_division=0)
+        ref = sk(
+            skm.precision_recall_fscore_support,
+            t,
+            p,
+            beta=beta,
+            average=average,
+            sample_weight=w,
+            zero_division=0,
+        )
         close(ours, ref)
         if average is None:
             expect = np.ndarray if kind in ("numpy", "list") else torch.Tensor
@@ -90,12 +102,22 @@ def test_labels_subset_order_and_absent(zero_division, average):
     labels = [5, 1, 0, 9]  # 1 and 9 never occur
     for fn in (fm.precision_score, fm.recall_score, fm.f1_score):
         ref_fn = getattr(skm, fn.__name__)
-        close(fn(t, p, labels=labels, average=average, zero_division=zero_division),
-              sk(ref_fn, t, p, labels=labels, average=average, zero_division=zero_division))
-    close(fm.fbeta_score(t, p, beta=3.0, labels=labels, average=average,
-                         zero_division=zero_division),
-          sk(skm.fbeta_score, t, p, beta=3.0, labels=labels, average=average,
-             zero_division=zero_division))
+        close(
+            fn(t, p, labels=labels, average=average, zero_division=zero_division),
+            sk(ref_fn, t, p, labels=labels, average=average, zero_division=zero_division),
+        )
+    close(
+        fm.fbeta_score(t, p, beta=3.0, labels=labels, average=average, zero_division=zero_division),
+        sk(
+            skm.fbeta_score,
+            t,
+            p,
+            beta=3.0,
+            labels=labels,
+            average=average,
+            zero_division=zero_division,
+        ),
+    )
 
 
 @pytest.mark.parametrize("pos_label", [0, 1])
@@ -103,8 +125,9 @@ def test_labels_subset_order_and_absent(zero_division, average):
 def test_binary(pos_label, weighted):
     t, p, w = random_case(3, n=257, k=2, weighted=weighted)
     for name in ("precision_score", "recall_score", "f1_score"):
-        ours = getattr(fm, name)(torch.from_numpy(t), torch.from_numpy(p),
-                                 pos_label=pos_label, sample_weight=w)
+        ours = getattr(fm, name)(
+            torch.from_numpy(t), torch.from_numpy(p), pos_label=pos_label, sample_weight=w
+        )
         assert isinstance(ours, float)
         close(ours, sk(getattr(skm, name), t, p, pos_label=pos_label, sample_weight=w))
 
@@ -124,10 +147,16 @@ def test_binary_with_other_label_values():
 def test_single_class(zero_division):
     t = np.full(10, 3)
     for average in ("binary", "micro", "macro", "weighted", None):
-        close(fm.precision_recall_fscore_support(t, t, average=average,
-                                                 zero_division=zero_division),
-              sk(skm.precision_recall_fscore_support, t, t, average=average,
-                 zero_division=zero_division))
+        close(
+            fm.precision_recall_fscore_support(t, t, average=average, zero_division=zero_division),
+            sk(
+                skm.precision_recall_fscore_support,
+                t,
+                t,
+                average=average,
+                zero_division=zero_division,
+            ),
+        )
     assert np.array_equal(fm.confusion_matrix(t, t), [[10]])
 
 
@@ -142,7 +171,8 @@ def test_zero_division_warn_matches_sklearn_and_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert fm.f1_score(t, p, average="macro", zero_division=0) == sk(
-            skm.f1_score, t, p, average="macro", zero_division=0)
+            skm.f1_score, t, p, average="macro", zero_division=0
+        )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -151,11 +181,21 @@ def test_confusion_matrix(kind, normalize):
     t, p, w = random_case(5, n=500, k=5, absent=(2,), weighted=True)
     for weights in (None, w, (w * 4).astype(np.int64)):
         for labels in (None, [4, 0, 2, 7]):
-            ours = fm.confusion_matrix(convert(t, kind), convert(p, kind), labels=labels,
-                                       sample_weight=convert(weights, kind),
-                                       normalize=normalize)
-            ref = sk(skm.confusion_matrix, t, p, labels=labels, sample_weight=weights,
-                     normalize=normalize)
+            ours = fm.confusion_matrix(
+                convert(t, kind),
+                convert(p, kind),
+                labels=labels,
+                sample_weight=convert(weights, kind),
+                normalize=normalize,
+            )
+            ref = sk(
+                skm.confusion_matrix,
+                t,
+                p,
+                labels=labels,
+                sample_weight=weights,
+                normalize=normalize,
+            )
             if isinstance(ours, torch.Tensor):
                 ours = ours.numpy()
             assert ours.shape == ref.shape and ours.dtype.kind == ref.dtype.kind
@@ -175,10 +215,19 @@ def test_many_classes_without_the_table(monkeypatch):
     monkeypatch.setattr(_counting, "_MATRIX_MAX_CELLS", 16)
     t, p, w = random_case(7, n=400, k=9, weighted=True)
     for average in (None, "micro", "macro", "weighted"):
-        close(fm.precision_recall_fscore_support(t, p, average=average, sample_weight=w,
-                                                 zero_division=0),
-              sk(skm.precision_recall_fscore_support, t, p, average=average, sample_weight=w,
-                 zero_division=0))
+        close(
+            fm.precision_recall_fscore_support(
+                t, p, average=average, sample_weight=w, zero_division=0
+            ),
+            sk(
+                skm.precision_recall_fscore_support,
+                t,
+                p,
+                average=average,
+                sample_weight=w,
+                zero_division=0,
+            ),
+        )
     with pytest.raises(ValueError, match="too large"):
         fm.confusion_matrix(t, p)
 
@@ -188,8 +237,12 @@ def test_accuracy(kind):
     t, p, w = random_case(8, n=333, weighted=True)
     for normalize in (True, False):
         for weights in (None, w):
-            ours = fm.accuracy_score(convert(t, kind), convert(p, kind), normalize=normalize,
-                                     sample_weight=convert(weights, kind))
+            ours = fm.accuracy_score(
+                convert(t, kind),
+                convert(p, kind),
+                normalize=normalize,
+                sample_weight=convert(weights, kind),
+            )
             assert isinstance(ours, float)
             close(ours, skm.accuracy_score(t, p, normalize=normalize, sample_weight=weights))
 
@@ -198,10 +251,14 @@ def test_scores_and_probabilities_as_y_pred():
     rng = np.random.default_rng(9)
     t = rng.integers(0, 4, 200)
     scores = rng.random((200, 4)).astype(np.float32)
-    close(fm.f1_score(t, scores, average="macro"),
-          sk(skm.f1_score, t, scores.argmax(1), average="macro"))
-    close(fm.accuracy_score(torch.from_numpy(t), torch.from_numpy(scores)),
-          skm.accuracy_score(t, scores.argmax(1)))
+    close(
+        fm.f1_score(t, scores, average="macro"),
+        sk(skm.f1_score, t, scores.argmax(1), average="macro"),
+    )
+    close(
+        fm.accuracy_score(torch.from_numpy(t), torch.from_numpy(scores)),
+        skm.accuracy_score(t, scores.argmax(1)),
+    )
     tb = rng.integers(0, 2, 200)
     prob = rng.random(200)
     prob[:3] = [0.5, 0.0, 1.0]  # 0.5 is class 0: the rule is p > 0.5
@@ -223,12 +280,22 @@ def test_prfs_property(n, k, seed, average, zero_division, weighted):
     t = rng.integers(0, k, n)
     p = rng.integers(0, k, n)
     w = rng.random(n) if weighted else None
-    close(fm.precision_recall_fscore_support(t, p, average=average, sample_weight=w,
-                                             zero_division=zero_division),
-          sk(skm.precision_recall_fscore_support, t, p, average=average, sample_weight=w,
-             zero_division=zero_division))
-    assert np.array_equal(fm.confusion_matrix(t, p, sample_weight=w),
-                          sk(skm.confusion_matrix, t, p, sample_weight=w))
+    close(
+        fm.precision_recall_fscore_support(
+            t, p, average=average, sample_weight=w, zero_division=zero_division
+        ),
+        sk(
+            skm.precision_recall_fscore_support,
+            t,
+            p,
+            average=average,
+            sample_weight=w,
+            zero_division=zero_division,
+        ),
+    )
+    assert np.array_equal(
+        fm.confusion_matrix(t, p, sample_weight=w), sk(skm.confusion_matrix, t, p, sample_weight=w)
+    )
 
 
 @pytest.mark.parametrize(

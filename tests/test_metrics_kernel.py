@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fusedoptim import _backend, _C
+from fusedoptim import _C, _backend
 
 
 def reference(t, p, c, w=None):
@@ -26,8 +26,9 @@ def test_counts_exact(n, c, dtype, threads):
     t = rng.integers(0, c, n)
     p = rng.integers(0, c, n)
     counts = torch.full((c, c), 7, dtype=torch.int64)  # adds to what is there
-    _backend.confusion_matrix_add_(counts, torch.from_numpy(t).to(dtype),
-                                   torch.from_numpy(p).to(dtype), num_threads=threads)
+    _backend.confusion_matrix_add_(
+        counts, torch.from_numpy(t).to(dtype), torch.from_numpy(p).to(dtype), num_threads=threads
+    )
     np.testing.assert_array_equal(counts.numpy(), reference(t, p, c) + 7)
 
 
@@ -38,8 +39,9 @@ def test_weighted_counts(n, c):
     p = rng.integers(0, c, n)
     w = rng.random(n)
     counts = torch.zeros((c, c), dtype=torch.float64)
-    _backend.confusion_matrix_add_(counts, torch.from_numpy(t), torch.from_numpy(p),
-                                   torch.from_numpy(w), num_threads=2)
+    _backend.confusion_matrix_add_(
+        counts, torch.from_numpy(t), torch.from_numpy(p), torch.from_numpy(w), num_threads=2
+    )
     # Summation order differs from bincount's (per-thread tables): rtol 1e-12.
     np.testing.assert_allclose(counts.numpy(), reference(t, p, c, w), rtol=1e-12)
 
@@ -56,8 +58,9 @@ def test_bad_label_leaves_counts_unchanged(n, c, where, bad_value):
     (t if where == "y_true" else p)[index] = value
     counts = torch.full((c, c), 3, dtype=torch.int64)
     with pytest.raises(ValueError, match=rf"{where}\[{index}\] = {value} is not a class label"):
-        _backend.confusion_matrix_add_(counts, torch.from_numpy(t), torch.from_numpy(p),
-                                       num_threads=2)
+        _backend.confusion_matrix_add_(
+            counts, torch.from_numpy(t), torch.from_numpy(p), num_threads=2
+        )
     assert bool((counts == 3).all())
 
 
@@ -67,8 +70,7 @@ def test_first_bad_label_is_reported():
     t[90_000] = 9
     p[40_000] = -2
     with pytest.raises(ValueError, match=r"y_pred\[40000\] = -2"):
-        _backend.confusion_matrix_add_(torch.zeros((2, 2), dtype=torch.int64), t, p,
-                                       num_threads=3)
+        _backend.confusion_matrix_add_(torch.zeros((2, 2), dtype=torch.int64), t, p, num_threads=3)
 
 
 def test_torch_path_matches_and_counts_invalid_without_raising():
@@ -107,9 +109,17 @@ def test_empty_input():
 def test_binding_checks(kwargs, message):
     t = torch.zeros(4, dtype=torch.int64)
     counts = torch.zeros((2, 2), dtype=torch.int64)
-    args = dict(y_true=t.data_ptr(), y_pred=t.data_ptr(), label_dtype=1, size=4,
-                num_classes=2, weights=0, counts=counts.data_ptr(), count_dtype=0,
-                num_threads=1)
+    args = dict(
+        y_true=t.data_ptr(),
+        y_pred=t.data_ptr(),
+        label_dtype=1,
+        size=4,
+        num_classes=2,
+        weights=0,
+        counts=counts.data_ptr(),
+        count_dtype=0,
+        num_threads=1,
+    )
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         _C.confusion_matrix_add(**args)

@@ -33,8 +33,8 @@ def regression_inputs(y_true, y_pred, sample_weight=None, num_outputs=None):
     for x, name in ((t, "y_true"), (p, "y_pred")):
         if x.ndim not in (1, 2):
             raise ValueError(f"{name}: expected shape (N,) or (N, outputs), got {tuple(x.shape)}")
-    t = t.reshape(t.shape[0], -1)
-    p = p.reshape(p.shape[0], -1)
+    t = t if t.ndim == 2 else t[:, None]
+    p = p if p.ndim == 2 else p[:, None]
     if t.shape != p.shape:
         raise ValueError(
             f"y_true and y_pred have different shapes: {tuple(t.shape)} and {tuple(p.shape)}"
