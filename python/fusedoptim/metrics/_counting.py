@@ -54,9 +54,9 @@ def count_classes(y_true, y_pred, sample_weight=None, extra_labels=None):
         if extra_labels is None
         else extra_labels.to(device)
     )
-    bounds = [t for t in (y_true, y_pred, extra) if t.numel()]
-    lo = min(int(t.min()) for t in bounds) if bounds else 0
-    hi = max(int(t.max()) for t in bounds) if bounds else -1
+    bounds = [torch.aminmax(t) for t in (y_true, y_pred, extra) if t.numel()]
+    lo = min(int(b.min) for b in bounds) if bounds else 0
+    hi = max(int(b.max) for b in bounds) if bounds else -1
 
     if lo >= 0 and (hi + 1) ** 2 <= max(_DIRECT_MIN_CELLS, 4 * n):
         k = hi + 1

@@ -78,13 +78,13 @@ def class_labels(y, name):
     return y
 
 
-def prediction_labels(y_pred, num_classes=None):
+def prediction_labels(y_pred, num_classes=None, deferred=False):
     """Class labels from y_pred, plus a 0-d count of invalid probabilities (or None).
 
     y_pred may be labels (1-D integers), scores/probabilities of shape (N, C) (argmax
     over classes), or 1-D probabilities of class 1 (see [note: binary probabilities]).
-    The count is a device tensor on CUDA (checked by the caller later, without a sync);
-    on CPU invalid probabilities raise at once.
+    With ``deferred`` and a non-CPU tensor the count is left on the device for the
+    caller to check later (no sync); otherwise invalid probabilities raise at once.
     """
     if y_pred.ndim == 2 and y_pred.shape[1] == 1 and is_float(y_pred):
         y_pred = y_pred[:, 0]
@@ -112,7 +112,7 @@ def prediction_labels(y_pred, num_classes=None):
             f"{num_classes}; pass integer labels or scores of shape (N, {num_classes})"
         )
     invalid = ((y_pred < 0) | (y_pred > 1) | torch.isnan(y_pred)).sum()
-    if y_pred.device.type == "cpu":
+    if not deferred or y_pred.device.type == "cpu":
         if int(invalid):
             raise ValueError(
                 "y_pred: 1-D float values are read as probabilities of class 1 (threshold "
@@ -141,15 +141,16 @@ def kernel_labels(y_true, y_pred):
     return y_true.to(torch.int64).contiguous(), y_pred.to(torch.int64).contiguous()
 
 
-def classification_inputs(y_true, y_pred, sample_weight=None, num_classes=None):
-    """(y_true, y_pred, sample_weight, invalid, as_numpy) ready for counting."""
+def classification_inputs(y_true, y_pred, sample_weight=None, num_classes=None, deferred=False):
+    """(y_true, y_pred, sample_weight, invalid, as_numpy) ready for counting; ``invalid``
+    is None unless ``deferred`` (see prediction_labels)."""
     as_numpy = not any_torch(y_true, y_pred, sample_weight)
     t = to_tensor(y_true, "y_true")
     p = to_tensor(y_pred, "y_pred")
     w = None if sample_weight is None else to_tensor(sample_weight, "sample_weight")
     t, p, w = same_device([t, p, w], ["y_true", "y_pred", "sample_weight"])
     t = class_labels(t, "y_true")
-    p, invalid = prediction_labels(p, num_classes)
+    p, invalid = prediction_labels(p, num_classes, deferred)
     check_lengths(t, p, w)
     t, p = kernel_labels(t, p)
     return t, p, w, invalid, as_numpy

@@ -49,7 +49,9 @@ class ConfusionMatrix(Metric):
 
     def update(self, y_true, y_pred):
         """Counts a batch: y_true labels, y_pred labels / (N, C) scores / binary probabilities."""
-        t, p, _, invalid, _ = classification_inputs(y_true, y_pred, None, self.num_classes)
+        t, p, _, invalid, _ = classification_inputs(
+            y_true, y_pred, None, self.num_classes, deferred=True
+        )
         state = self._state
         state.follow(t.device)
         skipped = _backend.confusion_matrix_add_(state.tensors["counts"], t, p)
