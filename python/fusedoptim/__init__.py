@@ -5,11 +5,22 @@ updates every parameter of a group in one fused call, on CPU or CUDA, with
 torch.optim's results and state_dict layout.
 """
 
-from fusedoptim import functional
+from fusedoptim import functional, metrics
 from fusedoptim._backend import set_num_threads
 from fusedoptim._info import info
+from fusedoptim.early_stopping import EarlyStopping
 from fusedoptim.optim import SGD, Adam, AdamW
 
 __version__ = info()["version"]
 
-__all__ = ["SGD", "Adam", "AdamW", "functional", "info", "set_num_threads", "__version__"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "EarlyStopping",
+    "functional",
+    "metrics",
+    "info",
+    "set_num_threads",
+    "__version__",
+]

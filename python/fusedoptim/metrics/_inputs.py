@@ -1,0 +1,170 @@
+"""Turn user inputs (torch tensors, numpy arrays, lists) into checked torch tensors.
+
+numpy inputs are wrapped with ``torch.from_numpy`` (no copy) so one code path serves
+both; results go back to numpy when no input was a torch tensor (see ``Output``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# [note: binary probabilities] A 1-D floating y_pred is read as the probability of
+# class 1 and thresholded at 0.5: class 1 when p > 0.5 (as Keras and torchmetrics do).
+# Logits must go through a sigmoid first; values outside [0, 1] are rejected.
+BINARY_THRESHOLD = 0.5
+
+
+def to_tensor(x, name):
+    """A tensor view of x (torch tensor, numpy array, list or scalar), never a bool dtype."""
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+    else:
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(
+                f"{name}: expected numbers, got an array of dtype {arr.dtype}; "
+                "encode string or object labels as integers first"
+            )
+        if arr.dtype.kind == "u" and arr.dtype.itemsize > 1:
+            arr = arr.astype(np.int64)  # torch has no arithmetic for uint16/32/64
+        elif not arr.flags.writeable or not arr.dtype.isnative:
+            # torch.from_numpy warns on read-only arrays and rejects foreign byte order.
+            arr = arr.astype(arr.dtype.newbyteorder("="), copy=True)
+        t = torch.from_numpy(arr)
+    if t.dtype == torch.bool:
+        t = t.to(torch.uint8)
+    if t.is_complex():
+        raise ValueError(f"{name}: complex values are not supported")
+    return t
+
+
+def any_torch(*xs):
+    return any(isinstance(x, torch.Tensor) for x in xs)
+
+
+def same_device(tensors, names):
+    """Moves CPU tensors to the one non-CPU device among them (if any)."""
+    devices = {t.device for t in tensors if t is not None and t.device.type != "cpu"}
+    if len(devices) > 1:
+        raise ValueError(
+            f"{', '.join(names)} are on different devices: {sorted(map(str, devices))}"
+        )
+    if not devices:
+        return tensors
+    device = devices.pop()
+    return [t if t is None else t.to(device) for t in tensors]
+
+
+def is_float(t):
+    return t.is_floating_point()
+
+
+def class_labels(y, name):
+    """y as a 1-D integer tensor of class labels; floats are refused, not rounded."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(
+            f"{name}: expected a 1-D array of class labels, got shape {tuple(y.shape)}"
+        )
+    if is_float(y) and y.numel() == 0:
+        return y.to(torch.int64)  # np.asarray([]) is float64
+    if is_float(y):
+        raise ValueError(
+            f"{name}: expected integer class labels, got {y.dtype}; "
+            "cast with .long() (torch) or .astype(int) (numpy)"
+        )
+    return y
+
+
+def prediction_labels(y_pred, num_classes=None, deferred=False):
+    """Class labels from y_pred, plus a 0-d count of invalid probabilities (or None).
+
+    y_pred may be labels (1-D integers), scores/probabilities of shape (N, C) (argmax
+    over classes), or 1-D probabilities of class 1 (see [note: binary probabilities]).
+    With ``deferred`` and a non-CPU tensor the count is left on the device for the
+    caller to check later (no sync); otherwise invalid probabilities raise at once.
+    """
+    if y_pred.ndim == 2 and y_pred.shape[1] == 1 and is_float(y_pred):
+        y_pred = y_pred[:, 0]
+    if y_pred.ndim == 2:
+        if not is_float(y_pred):
+            raise ValueError(
+                "y_pred: a 2-D integer array looks like multilabel/one-hot targets, which "
+                "are not supported; pass class labels or float scores of shape (N, C)"
+            )
+        if num_classes is not None and y_pred.shape[1] != num_classes:
+            raise ValueError(
+                f"y_pred: scores have {y_pred.shape[1]} classes, expected num_classes={num_classes}"
+            )
+        return y_pred.argmax(dim=1), None
+    if y_pred.ndim != 1:
+        raise ValueError(
+            f"y_pred: expected labels (N,), probabilities (N,) or scores (N, C), "
+            f"got shape {tuple(y_pred.shape)}"
+        )
+    if not is_float(y_pred):
+        return y_pred, None
+    if num_classes is not None and num_classes != 2:
+        raise ValueError(
+            f"y_pred: 1-D float values are read as binary probabilities, but num_classes="
+            f"{num_classes}; pass integer labels or scores of shape (N, {num_classes})"
+        )
+    invalid = ((y_pred < 0) | (y_pred > 1) | torch.isnan(y_pred)).sum()
+    if not deferred or y_pred.device.type == "cpu":
+        if int(invalid):
+            raise ValueError(
+                "y_pred: 1-D float values are read as probabilities of class 1 (threshold "
+                f"{BINARY_THRESHOLD}), but {int(invalid)} lie outside [0, 1] or are NaN; "
+                "pass integer labels, or apply a sigmoid to logits"
+            )
+        invalid = None
+    return (y_pred > BINARY_THRESHOLD).to(torch.int64), invalid
+
+
+def check_lengths(y_true, y_pred, sample_weight=None):
+    if y_true.shape[0] != y_pred.shape[0]:
+        raise ValueError(
+            f"y_true and y_pred have different lengths: {y_true.shape[0]} and {y_pred.shape[0]}"
+        )
+    if sample_weight is not None and sample_weight.shape != (y_true.shape[0],):
+        raise ValueError(
+            f"sample_weight: expected shape ({y_true.shape[0]},), got {tuple(sample_weight.shape)}"
+        )
+
+
+def kernel_labels(y_true, y_pred):
+    """Both label arrays in one dtype the counting kernel reads (int32 or int64)."""
+    if y_true.dtype == y_pred.dtype and y_true.dtype in (torch.int32, torch.int64):
+        return y_true.contiguous(), y_pred.contiguous()
+    return y_true.to(torch.int64).contiguous(), y_pred.to(torch.int64).contiguous()
+
+
+def classification_inputs(y_true, y_pred, sample_weight=None, num_classes=None, deferred=False):
+    """(y_true, y_pred, sample_weight, invalid, as_numpy) ready for counting; ``invalid``
+    is None unless ``deferred`` (see prediction_labels)."""
+    as_numpy = not any_torch(y_true, y_pred, sample_weight)
+    t = to_tensor(y_true, "y_true")
+    p = to_tensor(y_pred, "y_pred")
+    w = None if sample_weight is None else to_tensor(sample_weight, "sample_weight")
+    t, p, w = same_device([t, p, w], ["y_true", "y_pred", "sample_weight"])
+    t = class_labels(t, "y_true")
+    p, invalid = prediction_labels(p, num_classes, deferred)
+    check_lengths(t, p, w)
+    t, p = kernel_labels(t, p)
+    return t, p, w, invalid, as_numpy
+
+
+class Output:
+    """Converts results to the caller's kind: numpy in -> numpy out, torch in -> torch out."""
+
+    def __init__(self, as_numpy):
+        self.as_numpy = as_numpy
+
+    def array(self, t):
+        return t.cpu().numpy() if self.as_numpy else t
+
+    @staticmethod
+    def scalar(t):
+        return float(t)

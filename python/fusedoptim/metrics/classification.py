@@ -1,0 +1,206 @@
+"""Classification metrics with scikit-learn's names, arguments and results.
+
+Inputs are torch tensors (CPU or CUDA), numpy arrays or lists. ``y_true`` holds
+integer class labels; ``y_pred`` holds labels, scores of shape (N, C) (argmax), or
+1-D probabilities of class 1 (threshold 0.5, see ``_inputs``). Scalars come back as
+Python floats; arrays as numpy arrays for numpy/list inputs, torch tensors otherwise.
+Differences from scikit-learn: labels must be integers (no strings), and multilabel
+targets and ``average="samples"`` are not supported.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from fusedoptim.metrics import _scores
+from fusedoptim.metrics._counting import as_label_tensor, count_classes
+from fusedoptim.metrics._inputs import Output, classification_inputs
+
+
+def _prepare(y_true, y_pred, sample_weight):
+    t, p, w, _, as_numpy = classification_inputs(y_true, y_pred, sample_weight)
+    if t.shape[0] == 0:
+        raise ValueError("y_true and y_pred are empty: at least one sample is required")
+    return t, p, w, Output(as_numpy)
+
+
+def confusion_matrix(y_true, y_pred, *, labels=None, sample_weight=None, normalize=None):
+    """Counts C[i, j] of samples of class labels[i] predicted as labels[j]; int64, or
+    float64 with float sample weights (or normalize: "true", "pred" or "all")."""
+    if normalize not in (None, "true", "pred", "all"):
+        raise ValueError(f'normalize must be None, "true", "pred" or "all", got {normalize!r}')
+    t, p, w, out = _prepare(y_true, y_pred, sample_weight)
+    wanted = None
+    if labels is not None:
+        wanted = as_label_tensor(labels, "labels", t.device)
+        if wanted.numel() == 0:
+            raise ValueError("'labels' should contain at least one label.")
+        if not bool(torch.isin(wanted, t).any()):
+            raise ValueError("At least one label specified must be in y_true")
+    counts = count_classes(t, p, w, extra_labels=wanted)
+    if counts.matrix is None:
+        raise ValueError(f"{counts.classes.shape[0]} classes: the confusion matrix is too large")
+    index = (
+        torch.nonzero(counts.present).reshape(-1)
+        if wanted is None
+        else (torch.searchsorted(counts.classes, wanted))
+    )
+    cm = counts.matrix[index][:, index]
+    if normalize is not None:
+        cm = cm.to(torch.float64)
+        if normalize == "true":
+            cm = cm / cm.sum(dim=1, keepdim=True)
+        elif normalize == "pred":
+            cm = cm / cm.sum(dim=0, keepdim=True)
+        else:
+            cm = cm / cm.sum()
+        cm = torch.nan_to_num(cm, nan=0.0)
+    return out.array(cm.contiguous())
+
+
+def accuracy_score(y_true, y_pred, *, normalize=True, sample_weight=None):
+    """Fraction (or with normalize=False, the weighted number) of correct predictions."""
+    t, p, w, _ = _prepare(y_true, y_pred, sample_weight)
+    correct = (t.to(torch.int64) == p.to(torch.int64)).to(torch.float64)
+    if w is None:
+        return float(correct.mean() if normalize else correct.sum())
+    w = w.to(torch.float64)
+    total = (correct * w).sum()
+    return float(total / w.sum() if normalize else total)
+
+
+def precision_recall_fscore_support(
+    y_true,
+    y_pred,
+    *,
+    beta=1.0,
+    labels=None,
+    pos_label=1,
+    average=None,
+    warn_for=("precision", "recall", "f-score"),
+    sample_weight=None,
+    zero_division="warn",
+):
+    """Precision, recall, F-beta and support per class, or averaged (support None)."""
+    _scores.check_average(average)
+    _scores.zero_division_value(zero_division)
+    _scores.check_beta(beta)
+    t, p, w, out = _prepare(y_true, y_pred, sample_weight)
+    wanted = None if labels is None else as_label_tensor(labels, "labels", t.device)
+    extra = wanted
+    if average == "binary":
+        if not isinstance(pos_label, int) or isinstance(pos_label, bool):
+            raise ValueError(f"pos_label must be an integer label, got {pos_label!r}")
+        extra = torch.tensor([pos_label], dtype=torch.int64, device=t.device)
+    counts = count_classes(t, p, w, extra_labels=extra)
+    index = _scores.select_labels(counts.classes, counts.present, wanted, pos_label, average)
+    precision, recall, f_score, support = _scores.precision_recall_fscore(
+        counts.tp[index],
+        counts.pred_sum[index],
+        counts.true_sum[index],
+        beta=beta,
+        average=average,
+        warn_for=warn_for,
+        zero_division=zero_division,
+    )
+    if average is not None:
+        return float(precision), float(recall), float(f_score), None
+    return out.array(precision), out.array(recall), out.array(f_score), out.array(support)
+
+
+def _one_score(
+    which, y_true, y_pred, beta, labels, pos_label, average, sample_weight, zero_division, warn_name
+):
+    scores = precision_recall_fscore_support(
+        y_true,
+        y_pred,
+        beta=beta,
+        labels=labels,
+        pos_label=pos_label,
+        average=average,
+        warn_for=(warn_name,),
+        sample_weight=sample_weight,
+        zero_division=zero_division,
+    )
+    return scores[which]
+
+
+def precision_score(
+    y_true,
+    y_pred,
+    *,
+    labels=None,
+    pos_label=1,
+    average="binary",
+    sample_weight=None,
+    zero_division="warn",
+):
+    """tp / (tp + fp)."""
+    return _one_score(
+        0,
+        y_true,
+        y_pred,
+        1.0,
+        labels,
+        pos_label,
+        average,
+        sample_weight,
+        zero_division,
+        "precision",
+    )
+
+
+def recall_score(
+    y_true,
+    y_pred,
+    *,
+    labels=None,
+    pos_label=1,
+    average="binary",
+    sample_weight=None,
+    zero_division="warn",
+):
+    """tp / (tp + fn)."""
+    return _one_score(
+        1, y_true, y_pred, 1.0, labels, pos_label, average, sample_weight, zero_division, "recall"
+    )
+
+
+def fbeta_score(
+    y_true,
+    y_pred,
+    *,
+    beta,
+    labels=None,
+    pos_label=1,
+    average="binary",
+    sample_weight=None,
+    zero_division="warn",
+):
+    """(1 + beta^2) tp / ((1 + beta^2) tp + beta^2 fn + fp)."""
+    return _one_score(
+        2, y_true, y_pred, beta, labels, pos_label, average, sample_weight, zero_division, "f-score"
+    )
+
+
+def f1_score(
+    y_true,
+    y_pred,
+    *,
+    labels=None,
+    pos_label=1,
+    average="binary",
+    sample_weight=None,
+    zero_division="warn",
+):
+    """F-beta with beta = 1: 2 tp / (2 tp + fn + fp)."""
+    return fbeta_score(
+        y_true,
+        y_pred,
+        beta=1.0,
+        labels=labels,
+        pos_label=pos_label,
+        average=average,
+        sample_weight=sample_weight,
+        zero_division=zero_division,
+    )
