@@ -8,6 +8,8 @@
 
 namespace fusedoptim::ops {
 
+// Options as in ops/adam.h: neutral values where that is exact, template
+// parameters (momentum mode, nesterov, coupled decay) where the data flow changes.
 template <typename M>
 struct SgdScalars {
   M grad_sign;     // -1 with maximize=True
@@ -15,10 +17,7 @@ struct SgdScalars {
   M momentum;
   M one_minus_dampening;
   M neg_lr;
-  M l1_threshold;  // lr * l1
-  bool coupled_decay;
-  bool nesterov;
-  bool l1;
+  M l1_threshold;  // lr * l1; 0 disables
 };
 
 // Which momentum-buffer stream an update reads.
@@ -28,11 +27,11 @@ enum class MomentumMode : int {
   kUpdate = 2,     // buf = momentum * buf + (1 - dampening) * g
 };
 
-template <MomentumMode kMode, typename M>
+template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, typename M>
 FUSEDOPTIM_HOST_DEVICE void sgd_update(M& param, M grad, M& momentum_buffer,
                                        const SgdScalars<M>& s) {
   grad = grad * s.grad_sign;
-  if (s.coupled_decay) grad = grad + s.weight_decay * param;
+  if (kCoupledDecay) grad = grad + s.weight_decay * param;
   if (kMode != MomentumMode::kNone) {
     if (kMode == MomentumMode::kFirstStep) {
       momentum_buffer = grad;
@@ -40,15 +39,17 @@ FUSEDOPTIM_HOST_DEVICE void sgd_update(M& param, M grad, M& momentum_buffer,
       momentum_buffer = momentum_buffer * s.momentum;
       momentum_buffer = momentum_buffer + s.one_minus_dampening * grad;
     }
-    grad = s.nesterov ? grad + s.momentum * momentum_buffer : momentum_buffer;
+    grad = kNesterov ? grad + s.momentum * momentum_buffer : momentum_buffer;
   }
   param = param + s.neg_lr * grad;
-  if (s.l1) param = l1_proximal(param, s.l1_threshold);
+  param = l1_proximal(param, s.l1_threshold);
 }
 
 struct SgdHyper {
   double lr, momentum, dampening, weight_decay, l1;
   bool nesterov, maximize;
+
+  bool coupled_decay() const { return weight_decay != 0.0; }
 };
 
 template <typename M>
@@ -60,9 +61,6 @@ SgdScalars<M> sgd_scalars(const SgdHyper& h) {
   s.one_minus_dampening = M(1.0 - h.dampening);
   s.neg_lr = M(-h.lr);
   s.l1_threshold = M(h.lr * h.l1);
-  s.coupled_decay = h.weight_decay != 0.0;
-  s.nesterov = h.nesterov;
-  s.l1 = h.l1 != 0.0;
   return s;
 }
 

@@ -11,6 +11,7 @@ own beyond what it needs to extract addresses: callers validate first (see
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -70,25 +71,81 @@ def resolve_num_threads(requested: int | None = None) -> int:
     return _num_threads if _num_threads is not None else torch.get_num_threads()
 
 
-def device_and_stream(x: Array) -> tuple[int, int]:
-    """(-1, 0) for host memory; (cuda index, current stream handle) for CUDA."""
+def device_index(x: Array) -> int:
+    """-1 for host memory (CPU tensors, numpy arrays), else the CUDA device index."""
     if isinstance(x, torch.Tensor) and x.device.type == "cuda":
-        index = x.device.index if x.device.index is not None else torch.cuda.current_device()
-        return index, torch.cuda.current_stream(index).cuda_stream
-    return -1, 0
+        return x.device.index if x.device.index is not None else torch.cuda.current_device()
+    return -1
+
+
+def cuda_stream(device: int) -> int:
+    """The handle of torch's current stream on ``device`` (0 for the CPU)."""
+    return torch.cuda.current_stream(device).cuda_stream if device >= 0 else 0
 
 
 def cuda_compiled() -> bool:
     return bool(_C.build_info()["cuda_compiled"])
 
 
+@dataclass
+class AdamAddresses:
+    """A fused Adam call's tensors except the grads, as the kernel sees them.
+
+    The optimizers keep these across steps (see optim/_plan.py); the grads,
+    which autograd re-creates every step, are passed separately.
+    """
+
+    dtype: int
+    device: int
+    numels: list[int]
+    params: list[int]
+    exp_avgs: list[int]
+    exp_avg_sqs: list[int]
+    max_exp_avg_sqs: list[int]  # empty unless amsgrad
+    steps: list[int]
+    step_dtype: int
+
+    @classmethod
+    def of(cls, params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps) -> AdamAddresses:
+        return cls(
+            dtype=dtype_code(params[0]),
+            device=device_index(params[0]),
+            numels=[_numel(p) for p in params],
+            params=addresses(params),
+            exp_avgs=addresses(exp_avgs),
+            exp_avg_sqs=addresses(exp_avg_sqs),
+            max_exp_avg_sqs=addresses(max_exp_avg_sqs),
+            steps=addresses(steps),
+            step_dtype=step_dtype_code(steps[0]),
+        )
+
+
+@dataclass
+class SgdAddresses:
+    """A fused SGD call's tensors except the grads (see AdamAddresses)."""
+
+    dtype: int
+    device: int
+    numels: list[int]
+    params: list[int]
+    momentum_buffers: list[int]  # empty when momentum == 0
+    new_buffers: list[bool]  # buffers this step creates; all False after it
+
+    @classmethod
+    def of(cls, params, momentum_buffers, new_buffers) -> SgdAddresses:
+        return cls(
+            dtype=dtype_code(params[0]),
+            device=device_index(params[0]),
+            numels=[_numel(p) for p in params],
+            params=addresses(params),
+            momentum_buffers=addresses(momentum_buffers),
+            new_buffers=list(new_buffers) if momentum_buffers else [],
+        )
+
+
 def adam_step(
-    params: Sequence[Array],
-    grads: Sequence[Array],
-    exp_avgs: Sequence[Array],
-    exp_avg_sqs: Sequence[Array],
-    max_exp_avg_sqs: Sequence[Array],
-    steps: Sequence[Array],
+    batch: AdamAddresses,
+    grads: list[int],
     *,
     lr: float,
     beta1: float,
@@ -101,20 +158,17 @@ def adam_step(
     maximize: bool,
     num_threads: int | None = None,
 ) -> None:
-    """One fused Adam/AdamW step over validated, same-dtype, same-device tensors."""
-    if not params:
-        return
-    device, stream = device_and_stream(params[0])
+    """One fused Adam/AdamW step; ``grads`` are the grads' addresses, in batch order."""
     _C.adam_step(
-        dtype=dtype_code(params[0]),
-        numels=[_numel(p) for p in params],
-        params=addresses(params),
-        grads=addresses(grads),
-        exp_avgs=addresses(exp_avgs),
-        exp_avg_sqs=addresses(exp_avg_sqs),
-        max_exp_avg_sqs=addresses(max_exp_avg_sqs) if amsgrad else [],
-        steps=addresses(steps),
-        step_dtype=step_dtype_code(steps[0]),
+        dtype=batch.dtype,
+        numels=batch.numels,
+        params=batch.params,
+        grads=grads,
+        exp_avgs=batch.exp_avgs,
+        exp_avg_sqs=batch.exp_avg_sqs,
+        max_exp_avg_sqs=batch.max_exp_avg_sqs if amsgrad else [],
+        steps=batch.steps,
+        step_dtype=batch.step_dtype,
         lr=lr,
         beta1=beta1,
         beta2=beta2,
@@ -125,16 +179,14 @@ def adam_step(
         amsgrad=amsgrad,
         maximize=maximize,
         num_threads=resolve_num_threads(num_threads),
-        device=device,
-        stream=stream,
+        device=batch.device,
+        stream=cuda_stream(batch.device),
     )
 
 
 def sgd_step(
-    params: Sequence[Array],
-    grads: Sequence[Array],
-    momentum_buffers: Sequence[Array],
-    new_buffers: Sequence[bool],
+    batch: SgdAddresses,
+    grads: list[int],
     *,
     lr: float,
     momentum: float,
@@ -145,17 +197,14 @@ def sgd_step(
     maximize: bool,
     num_threads: int | None = None,
 ) -> None:
-    """One fused SGD step; ``new_buffers[i]`` marks buffers created this step."""
-    if not params:
-        return
-    device, stream = device_and_stream(params[0])
+    """One fused SGD step; ``grads`` are the grads' addresses, in batch order."""
     _C.sgd_step(
-        dtype=dtype_code(params[0]),
-        numels=[_numel(p) for p in params],
-        params=addresses(params),
-        grads=addresses(grads),
-        momentum_buffers=addresses(momentum_buffers) if momentum != 0 else [],
-        new_buffers=list(new_buffers) if momentum != 0 else [],
+        dtype=batch.dtype,
+        numels=batch.numels,
+        params=batch.params,
+        grads=grads,
+        momentum_buffers=batch.momentum_buffers if momentum != 0 else [],
+        new_buffers=batch.new_buffers if momentum != 0 else [],
         lr=lr,
         momentum=momentum,
         dampening=dampening,
@@ -164,8 +213,8 @@ def sgd_step(
         nesterov=nesterov,
         maximize=maximize,
         num_threads=resolve_num_threads(num_threads),
-        device=device,
-        stream=stream,
+        device=batch.device,
+        stream=cuda_stream(batch.device),
     )
 
 
@@ -249,3 +298,13 @@ def _confusion_matrix_add_torch(counts, y_true, y_pred, weights=None):
         source = torch.where(valid, weights.to(counts.dtype), 0)
     counts.view(-1).index_add_(0, index, source)
     return (~valid).sum()
+
+
+# ---------------------------------------------------------------------------
+# optimizer plans
+# ---------------------------------------------------------------------------
+
+
+def entries_unchanged(dicts: list[dict], keys: tuple[str, ...], expected: list[Any]) -> bool:
+    """True when every dicts[i][keys[k]] is still expected[i * len(keys) + k]."""
+    return _C.entries_unchanged(dicts, keys, expected)

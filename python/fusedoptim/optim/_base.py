@@ -1,9 +1,11 @@
 """What SGD, Adam and AdamW share: the two-phase fused step.
 
-Phase 1 walks every param group, collects the params that have a gradient and
-checks them with their state (``_collect``). Phase 2 creates missing state and
-runs one fused call per group and dtype (``_apply``). Nothing is written
-before every group has passed phase 1, so a refused step loses nothing.
+Phase 1 walks every param group and either confirms the group's cached plan
+(``_plan.GroupPlan.current_grads``, the fast path) or collects the params
+that have a grad and checks them with their state (``_collect``, the slow
+path, which raises on bad input). Phase 2 creates missing state, builds the
+plan and runs one fused call per group and dtype. Nothing is written before
+every group has passed phase 1, so a refused step loses nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
-from fusedoptim import _validation
+from fusedoptim import _backend, _validation
+from fusedoptim.optim._plan import Batch, GroupPlan, versioned
+
+__all__ = ["Batch", "FusedOptimizer"]
 
 
 class FusedOptimizer(Optimizer):
@@ -36,6 +41,8 @@ class FusedOptimizer(Optimizer):
                 "the fused step is not part of the autograd graph"
             )
         super().__init__(params, defaults)
+        self.state = versioned(self.state)
+        self._plans: dict[int, GroupPlan] = {}
 
     # torch's step hooks wrap `type(self).step` once per class (see
     # Optimizer._patch_step_function); subclasses must not override `step`,
@@ -52,20 +59,79 @@ class FusedOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        work = [self._collect(index, group) for index, group in enumerate(self.param_groups)]
-        for group, items in zip(self.param_groups, work):
-            if items:
-                self._apply(group, items)
+        work = [self._prepare(index, group) for index, group in enumerate(self.param_groups)]
+        for index, (group, prepared) in enumerate(zip(self.param_groups, work)):
+            if prepared is not None:
+                self._run(index, group, *prepared)
         return loss
+
+    def _prepare(self, index: int, group: dict[str, Any]) -> tuple | None:
+        """Phase 1: (plan, grads) on the fast path, (None, items) on the slow path."""
+        check_group_hyperparameters(type(self).__name__, index, group, self._hyperparameter_keys)
+        plan = self._plans.get(index)
+        if plan is not None:
+            grads = plan.current_grads(group, self._structure(group), self.state)
+            if grads is not None:
+                return plan, grads
+        items = self._collect(index, group)
+        return (None, items) if items else None
+
+    def _run(
+        self, index: int, group: dict[str, Any], plan: GroupPlan | None, payload: list
+    ) -> None:
+        """Phase 2: create state and a plan on the slow path, then launch."""
+        if plan is None:
+            items = payload
+            self._create_state(group, items)
+            params = [item.param for item in items]
+            batches = self._batches(group, items)
+            plan = GroupPlan.build(
+                group, self._structure(group), params, self.state, self._state_keys(group)
+            )
+            if plan is None:
+                self._plans.pop(index, None)
+            else:
+                plan.batches = batches
+                self._plans[index] = plan
+            grads = [real_view(item.grad) for item in items]
+            hyper = self._hyperparameters(group)
+            for batch in batches:
+                self._launch(batch, _backend.addresses([grads[i] for i in batch.positions]), hyper)
+            return
+        hyper = self._hyperparameters(group)
+        for batch in plan.batches:
+            self._launch(batch, plan.grad_addresses(payload, batch), hyper)
+
+    # What each optimizer defines.
+    _hyperparameter_keys: tuple[str, ...] = ()  # must be finite numbers at every step
+
+    def _structure(self, group: dict[str, Any]) -> tuple:
+        """The group options that shape the state and the kernel variant."""
+        raise NotImplementedError
+
+    def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """The per-param state entries the kernel reads (checked by identity each step)."""
+        raise NotImplementedError
 
     def _collect(self, group_index: int, group: dict[str, Any]) -> list[Any]:
         raise NotImplementedError
 
-    def _apply(self, group: dict[str, Any], items: list[Any]) -> None:
+    def _create_state(self, group: dict[str, Any], items: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _batches(self, group: dict[str, Any], items: list[Any]) -> list[Batch]:
+        raise NotImplementedError
+
+    def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _launch(self, batch: Batch, grads: list[int], hyper: dict[str, Any]) -> None:
         raise NotImplementedError
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self.state = versioned(self.state)
+        self._plans = {}
         for group in self.param_groups:
             for key, value in self._extra_group_defaults.items():
                 group.setdefault(key, value)
@@ -118,12 +184,12 @@ def real_view(t: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(t) if t.is_complex() else t
 
 
-def by_dtype(items: Iterable[Any], param_of: Callable[[Any], torch.Tensor]) -> dict:
-    """Groups items by the param's (real) dtype: one fused call per dtype."""
-    groups: dict[torch.dtype, list[Any]] = {}
-    for item in items:
-        groups.setdefault(real_view(param_of(item)).dtype, []).append(item)
-    return groups
+def positions_by(items: Iterable[Any], key: Callable[[Any], Any]) -> list[list[int]]:
+    """Item positions grouped by key (first-seen order): one fused call per group."""
+    groups: dict[Any, list[int]] = {}
+    for position, item in enumerate(items):
+        groups.setdefault(key(item), []).append(position)
+    return list(groups.values())
 
 
 def check_group_hyperparameters(kind: str, group_index: int, group: dict, keys: tuple) -> None:

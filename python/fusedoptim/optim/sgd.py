@@ -9,12 +9,12 @@ from torch import Tensor
 
 from fusedoptim import _backend
 from fusedoptim.optim._base import (
+    Batch,
     FusedOptimizer,
-    by_dtype,
-    check_group_hyperparameters,
     check_single_device,
     check_tensors,
     param_labeller,
+    positions_by,
     real_view,
     to_float,
     validate_common,
@@ -101,12 +101,6 @@ class SGD(FusedOptimizer):
             group.setdefault("fused", False)
 
     def _collect(self, group_index: int, group: dict[str, Any]) -> list[_Item]:
-        check_group_hyperparameters(
-            type(self).__name__,
-            group_index,
-            group,
-            ("lr", "momentum", "dampening", "weight_decay", "l1"),
-        )
         label = param_labeller(self, group_index, group)
         has_momentum = group["momentum"] != 0
         items: list[_Item] = []
@@ -130,34 +124,56 @@ class SGD(FusedOptimizer):
             items.append(_Item(p, grad, buffer))
         return items
 
-    def _apply(self, group: dict[str, Any], items: list[_Item]) -> None:
-        momentum = to_float(group["momentum"])
-        buffers: list[Tensor | None] = []
-        new_buffers: list[bool] = []
+    _hyperparameter_keys = ("lr", "momentum", "dampening", "weight_decay", "l1")
+
+    def _structure(self, group: dict[str, Any]) -> tuple:
+        return (group["momentum"] != 0,)
+
+    def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        # Without momentum there is no state at all (as in torch.optim.SGD).
+        return ("momentum_buffer",) if group["momentum"] != 0 else ()
+
+    def _create_state(self, group: dict[str, Any], items: list[_Item]) -> None:
+        if group["momentum"] == 0:
+            return
         for item in items:
-            buffer = item.buffer
-            if momentum != 0 and buffer is None:
+            if item.buffer is None:
                 # Filled by the kernel: torch starts the buffer as a copy of the
                 # (decayed) gradient, which is exactly what the first step writes.
-                buffer = torch.empty_like(item.param, memory_format=torch.preserve_format)
-                self.state[item.param]["momentum_buffer"] = buffer
-            buffers.append(buffer)
-            new_buffers.append(item.buffer is None)
-        hyper = {
+                self.state[item.param]["momentum_buffer"] = torch.empty_like(
+                    item.param, memory_format=torch.preserve_format
+                )
+
+    def _batches(self, group: dict[str, Any], items: list[_Item]) -> list[Batch]:
+        has_momentum = group["momentum"] != 0
+        batches = []
+        for positions in positions_by(range(len(items)), lambda i: real_view(items[i].param).dtype):
+            chosen = [items[i] for i in positions]
+            buffers = (
+                [real_view(self.state[item.param]["momentum_buffer"]) for item in chosen]
+                if has_momentum
+                else []
+            )
+            addresses = _backend.SgdAddresses.of(
+                [real_view(item.param) for item in chosen],
+                buffers,
+                [item.buffer is None for item in chosen],
+            )
+            batches.append(Batch(positions, addresses))
+        return batches
+
+    def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
+        return {
             "lr": to_float(group["lr"]),
-            "momentum": momentum,
+            "momentum": to_float(group["momentum"]),
             "dampening": to_float(group["dampening"]),
             "weight_decay": to_float(group["weight_decay"]),
             "l1": float(group["l1"]),
             "nesterov": bool(group["nesterov"]),
             "maximize": bool(group["maximize"]),
         }
-        indexed = list(zip(items, buffers, new_buffers))
-        for batch in by_dtype(indexed, lambda entry: entry[0].param).values():
-            _backend.sgd_step(
-                [real_view(item.param) for item, _, _ in batch],
-                [real_view(item.grad) for item, _, _ in batch],
-                [real_view(buffer) for _, buffer, _ in batch] if momentum != 0 else [],
-                [new for _, _, new in batch],
-                **hyper,
-            )
+
+    def _launch(self, batch: Batch, grads: list[int], hyper: dict[str, Any]) -> None:
+        _backend.sgd_step(batch.addresses, grads, **hyper)
+        # The buffers exist now: every later step updates them.
+        batch.addresses.new_buffers = [False] * len(batch.addresses.new_buffers)
