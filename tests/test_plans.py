@@ -58,7 +58,9 @@ def test_state_tensor_replaced_by_hand_is_used():
     step_both(ours, theirs, a, b, 10)
     assert_close_to_scale(ours, theirs, torch.float32)
     assert_close_to_scale(
-        [a.state[p]["exp_avg"] for p in ours], [b.state[q]["exp_avg"] for q in theirs], torch.float32
+        [a.state[p]["exp_avg"] for p in ours],
+        [b.state[q]["exp_avg"] for q in theirs],
+        torch.float32,
     )
 
 

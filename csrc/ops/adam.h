@@ -22,6 +22,8 @@ namespace fusedoptim::ops {
 // parameters. Runtime flags inside the loop stop gcc from vectorizing it.
 template <typename M>
 struct AdamScalars {
+  M grad_unscale;  // 1 / GradScaler scale (as torch rounds it); else 1
+  M grad_clip;     // max_grad_norm clip coefficient; else 1
   M grad_sign;     // -1 with maximize=True
   M weight_decay;  // coupled L2 (Adam): g += weight_decay * p
   M decay_factor;  // decoupled (AdamW): p *= 1 - lr * weight_decay; else 1
@@ -51,6 +53,8 @@ FUSEDOPTIM_HOST_DEVICE M torch_lerp(M self, M end, M weight) {
 template <bool kAmsgrad, bool kCoupledDecay, typename M>
 FUSEDOPTIM_HOST_DEVICE void adam_update(M& param, M grad, M& exp_avg, M& exp_avg_sq,
                                         M& max_exp_avg_sq, const AdamScalars<M>& s) {
+  grad = grad * s.grad_unscale;  // scaler.unscale_(), clip_grad_norm_(), -grad: in torch's order
+  grad = grad * s.grad_clip;
   grad = grad * s.grad_sign;
   param = param * s.decay_factor;
   if (kCoupledDecay) grad = grad + s.weight_decay * param;
@@ -74,6 +78,7 @@ FUSEDOPTIM_HOST_DEVICE void adam_update(M& param, M grad, M& exp_avg, M& exp_avg
 struct AdamHyper {
   double lr, beta1, beta2, eps, weight_decay, l1;
   bool decoupled_weight_decay, amsgrad, maximize;
+  double grad_unscale = 1.0, grad_clip = 1.0;
 
   bool coupled_decay() const { return weight_decay != 0.0 && !decoupled_weight_decay; }
 };
@@ -84,6 +89,8 @@ AdamScalars<M> adam_scalars(const AdamHyper& h, double step) {
   const double bias_correction2 = 1.0 - std::pow(h.beta2, step);
   const double step_size = h.lr / bias_correction1;
   AdamScalars<M> s;
+  s.grad_unscale = M(h.grad_unscale);
+  s.grad_clip = M(h.grad_clip);
   s.grad_sign = h.maximize ? M(-1) : M(1);
   s.weight_decay = M(h.weight_decay);
   s.decay_factor = h.decoupled_weight_decay ? M(1.0 - h.lr * h.weight_decay) : M(1);

@@ -12,6 +12,8 @@ namespace fusedoptim::ops {
 // parameters (momentum mode, nesterov, coupled decay) where the data flow changes.
 template <typename M>
 struct SgdScalars {
+  M grad_unscale;  // 1 / GradScaler scale (as torch rounds it); else 1
+  M grad_clip;     // max_grad_norm clip coefficient; else 1
   M grad_sign;     // -1 with maximize=True
   M weight_decay;  // coupled L2: g += weight_decay * p
   M momentum;
@@ -30,6 +32,8 @@ enum class MomentumMode : int {
 template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, typename M>
 FUSEDOPTIM_HOST_DEVICE void sgd_update(M& param, M grad, M& momentum_buffer,
                                        const SgdScalars<M>& s) {
+  grad = grad * s.grad_unscale;  // scaler.unscale_(), clip_grad_norm_(), -grad: in torch's order
+  grad = grad * s.grad_clip;
   grad = grad * s.grad_sign;
   if (kCoupledDecay) grad = grad + s.weight_decay * param;
   if (kMode != MomentumMode::kNone) {
@@ -48,6 +52,7 @@ FUSEDOPTIM_HOST_DEVICE void sgd_update(M& param, M grad, M& momentum_buffer,
 struct SgdHyper {
   double lr, momentum, dampening, weight_decay, l1;
   bool nesterov, maximize;
+  double grad_unscale = 1.0, grad_clip = 1.0;
 
   bool coupled_decay() const { return weight_decay != 0.0; }
 };
@@ -55,6 +60,8 @@ struct SgdHyper {
 template <typename M>
 SgdScalars<M> sgd_scalars(const SgdHyper& h) {
   SgdScalars<M> s;
+  s.grad_unscale = M(h.grad_unscale);
+  s.grad_clip = M(h.grad_clip);
   s.grad_sign = h.maximize ? M(-1) : M(1);
   s.weight_decay = M(h.weight_decay);
   s.momentum = M(h.momentum);

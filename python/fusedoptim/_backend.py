@@ -156,9 +156,15 @@ def adam_step(
     decoupled_weight_decay: bool,
     amsgrad: bool,
     maximize: bool,
+    grad_unscale: float = 1.0,
+    grad_clip: float = 1.0,
     num_threads: int | None = None,
 ) -> None:
-    """One fused Adam/AdamW step; ``grads`` are the grads' addresses, in batch order."""
+    """One fused Adam/AdamW step; ``grads`` are the grads' addresses, in batch order.
+
+    Each grad is multiplied by ``grad_unscale`` (1 / GradScaler scale) and then
+    by ``grad_clip`` (the max_grad_norm coefficient) inside the kernel.
+    """
     _C.adam_step(
         dtype=batch.dtype,
         numels=batch.numels,
@@ -178,6 +184,8 @@ def adam_step(
         decoupled_weight_decay=decoupled_weight_decay,
         amsgrad=amsgrad,
         maximize=maximize,
+        grad_unscale=grad_unscale,
+        grad_clip=grad_clip,
         num_threads=resolve_num_threads(num_threads),
         device=batch.device,
         stream=cuda_stream(batch.device),
@@ -195,9 +203,11 @@ def sgd_step(
     l1: float,
     nesterov: bool,
     maximize: bool,
+    grad_unscale: float = 1.0,
+    grad_clip: float = 1.0,
     num_threads: int | None = None,
 ) -> None:
-    """One fused SGD step; ``grads`` are the grads' addresses, in batch order."""
+    """One fused SGD step; ``grads`` are the grads' addresses, in batch order (see adam_step)."""
     _C.sgd_step(
         dtype=batch.dtype,
         numels=batch.numels,
@@ -212,6 +222,8 @@ def sgd_step(
         l1=l1,
         nesterov=nesterov,
         maximize=maximize,
+        grad_unscale=grad_unscale,
+        grad_clip=grad_clip,
         num_threads=resolve_num_threads(num_threads),
         device=batch.device,
         stream=cuda_stream(batch.device),

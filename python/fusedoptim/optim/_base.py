@@ -27,7 +27,7 @@ class FusedOptimizer(Optimizer):
 
     # Keys that fusedoptim adds to torch's param group layout, with defaults
     # for state dicts saved by torch.optim or by older fusedoptim versions.
-    _extra_group_defaults: dict[str, Any] = {"l1": 0.0}
+    _extra_group_defaults: dict[str, Any] = {"l1": 0.0, "max_grad_norm": None}
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         if defaults.get("capturable"):
@@ -43,6 +43,9 @@ class FusedOptimizer(Optimizer):
         super().__init__(params, defaults)
         self.state = versioned(self.state)
         self._plans: dict[int, GroupPlan] = {}
+        # torch.amp.GradScaler then hands us `grad_scale` and `found_inf` instead
+        # of unscaling the grads in a separate pass (see _grad_scaling).
+        self._step_supports_amp_scaling = True
 
     # torch's step hooks wrap `type(self).step` once per class (see
     # Optimizer._patch_step_function); subclasses must not override `step`,
@@ -60,10 +63,56 @@ class FusedOptimizer(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         work = [self._prepare(index, group) for index, group in enumerate(self.param_groups)]
+        grad_unscale, skip = self._grad_scaling()
+        clips = self._clip_coefficients(work, grad_unscale) if not skip else {}
         for index, (group, prepared) in enumerate(zip(self.param_groups, work)):
             if prepared is not None:
-                self._run(index, group, *prepared)
+                scaling = {"grad_unscale": grad_unscale, "grad_clip": clips.get(index, 1.0)}
+                self._run(index, group, *prepared, scaling=scaling, launch=not skip)
         return loss
+
+    def _grad_scaling(self) -> tuple[float, bool]:
+        """(1 / scale, skip) from torch.amp.GradScaler's ``grad_scale`` / ``found_inf``.
+
+        [note: GradScaler] GradScaler.step() sets these attributes on optimizers
+        with ``_step_supports_amp_scaling``. The kernel multiplies each grad by
+        1 / scale rounded to float32 exactly as ``GradScaler.unscale_`` rounds
+        it, so results equal torch.optim with the same scaler. A step with
+        inf/NaN grads changes no param, no state value and no step count; it
+        reads ``found_inf`` on the host, which on CUDA waits for the GPU once
+        per step (as torch.optim's own non-fused GradScaler path does).
+        """
+        found_inf = getattr(self, "found_inf", None)
+        grad_scale = getattr(self, "grad_scale", None)
+        skip = found_inf is not None and float(found_inf) != 0.0
+        if grad_scale is None:
+            return 1.0, skip
+        inv = torch.tensor(1.0 / float(grad_scale), dtype=torch.float64).float()
+        return float(inv), skip
+
+    def _clip_coefficients(self, work: list, grad_unscale: float) -> dict[int, float]:
+        """max_grad_norm: one norm over the grads of every group that sets it.
+
+        As ``torch.nn.utils.clip_grad_norm_(params, max_norm)`` over those
+        params: coefficient min(1, max_norm / (total_norm + 1e-6)) in float32.
+        The norm is read before any write and applied inside the kernel, so
+        clipping costs one read pass and no write pass.
+        """
+        indices = [
+            index
+            for index, group in enumerate(self.param_groups)
+            if group.get("max_grad_norm") is not None and work[index] is not None
+        ]
+        if not indices:
+            return {}
+        grads = [g for index in indices for g in _grads_of(work[index])]
+        total = _total_norm(grads) * grad_unscale
+        coefficients = {}
+        for index in indices:
+            max_norm = float(self.param_groups[index]["max_grad_norm"])
+            coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+            coefficients[index] = float(coef)
+        return coefficients
 
     def _prepare(self, index: int, group: dict[str, Any]) -> tuple | None:
         """Phase 1: (plan, grads) on the fast path, (None, items) on the slow path."""
@@ -77,7 +126,14 @@ class FusedOptimizer(Optimizer):
         return (None, items) if items else None
 
     def _run(
-        self, index: int, group: dict[str, Any], plan: GroupPlan | None, payload: list
+        self,
+        index: int,
+        group: dict[str, Any],
+        plan: GroupPlan | None,
+        payload: list,
+        *,
+        scaling: dict[str, float],
+        launch: bool,
     ) -> None:
         """Phase 2: create state and a plan on the slow path, then launch."""
         if plan is None:
@@ -94,12 +150,12 @@ class FusedOptimizer(Optimizer):
                 plan.batches = batches
                 self._plans[index] = plan
             grads = [real_view(item.grad) for item in items]
-            hyper = self._hyperparameters(group)
-            for batch in batches:
+            hyper = {**self._hyperparameters(group), **scaling}
+            for batch in batches if launch else ():
                 self._launch(batch, _backend.addresses([grads[i] for i in batch.positions]), hyper)
             return
-        hyper = self._hyperparameters(group)
-        for batch in plan.batches:
+        hyper = {**self._hyperparameters(group), **scaling}
+        for batch in plan.batches if launch else ():
             self._launch(batch, plan.grad_addresses(payload, batch), hyper)
 
     # What each optimizer defines.
@@ -151,6 +207,17 @@ class FusedOptimizer(Optimizer):
                     saved.setdefault(key, value)
         state_dict["param_groups"] = saved_groups
         super().load_state_dict(state_dict)
+
+
+def _grads_of(prepared: tuple) -> list[torch.Tensor]:
+    plan, payload = prepared
+    return payload if plan is not None else [item.grad for item in payload]
+
+
+def _total_norm(grads: list[torch.Tensor]) -> torch.Tensor:
+    """The 2-norm over all grads, computed as torch.nn.utils.clip_grad_norm_ does."""
+    norms = [torch.linalg.vector_norm(g, 2.0) for g in grads]
+    return torch.linalg.vector_norm(torch.stack(norms), 2.0).float()
 
 
 def param_labeller(optimizer: Optimizer, group_index: int, group: dict[str, Any]) -> Callable:

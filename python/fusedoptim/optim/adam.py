@@ -49,6 +49,10 @@ class Adam(FusedOptimizer):
         l1 (float): fusedoptim only. After the update, the decoupled proximal step
             ``p <- sign(p) * max(|p| - lr * l1, 0)``, which produces exact zeros
             (default: 0).
+        max_grad_norm (float, optional): fusedoptim only. Clip the gradients as
+            ``torch.nn.utils.clip_grad_norm_(params, max_grad_norm)`` would, over
+            the params of every group that sets it, inside the step (one extra
+            read pass for the norm, no extra write pass; default: None).
         decoupled_weight_decay (bool): True makes this AdamW (default: False).
         foreach, fused: accepted for drop-in compatibility; no effect (the step is
             always fused).
@@ -71,6 +75,7 @@ class Adam(FusedOptimizer):
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
         l1: float = 0.0,
+        max_grad_norm: float | None = None,
     ) -> None:
         # torch.optim.Adam's checks and messages, in torch's order.
         if isinstance(lr, Tensor) and lr.numel() != 1:
@@ -95,6 +100,8 @@ class Adam(FusedOptimizer):
                 raise ValueError(f"Tensor betas[{index}] must be 1-element")
         if not 0.0 <= l1:
             raise ValueError(f"Invalid l1 value: {l1}")
+        if max_grad_norm is not None and not max_grad_norm > 0.0:
+            raise ValueError(f"Invalid max_grad_norm value: {max_grad_norm}")
         defaults = {
             "lr": lr,
             "betas": tuple(map(_to_scalar, betas)),
@@ -108,6 +115,7 @@ class Adam(FusedOptimizer):
             "fused": fused,
             "decoupled_weight_decay": decoupled_weight_decay,
             "l1": l1,
+            "max_grad_norm": max_grad_norm,
         }
         super().__init__(params, defaults)
 
@@ -243,6 +251,7 @@ class AdamW(Adam):
         differentiable: bool = False,
         fused: bool | None = None,
         l1: float = 0.0,
+        max_grad_norm: float | None = None,
     ) -> None:
         super().__init__(
             params,
@@ -258,6 +267,7 @@ class AdamW(Adam):
             fused=fused,
             decoupled_weight_decay=True,
             l1=l1,
+            max_grad_norm=max_grad_norm,
         )
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -45,6 +45,10 @@ class SGD(FusedOptimizer):
         l1 (float): fusedoptim only. After the update, the decoupled proximal step
             ``p <- sign(p) * max(|p| - lr * l1, 0)``, which produces exact zeros
             (default: 0).
+        max_grad_norm (float, optional): fusedoptim only. Clip the gradients as
+            ``torch.nn.utils.clip_grad_norm_(params, max_grad_norm)`` would, over
+            the params of every group that sets it, inside the step (one extra
+            read pass for the norm, no extra write pass; default: None).
         foreach, fused: accepted for drop-in compatibility; no effect.
         differentiable: not supported; True raises ``ValueError``.
     """
@@ -63,6 +67,7 @@ class SGD(FusedOptimizer):
         differentiable: bool = False,
         fused: bool | None = None,
         l1: float = 0.0,
+        max_grad_norm: float | None = None,
     ) -> None:
         # torch.optim.SGD's checks and messages, in torch's order.
         if isinstance(lr, Tensor) and lr.numel() != 1:
@@ -75,6 +80,8 @@ class SGD(FusedOptimizer):
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if not 0.0 <= l1:
             raise ValueError(f"Invalid l1 value: {l1}")
+        if max_grad_norm is not None and not max_grad_norm > 0.0:
+            raise ValueError(f"Invalid max_grad_norm value: {max_grad_norm}")
         defaults = {
             "lr": lr,
             "momentum": momentum,
@@ -86,6 +93,7 @@ class SGD(FusedOptimizer):
             "differentiable": differentiable,
             "fused": fused,
             "l1": l1,
+            "max_grad_norm": max_grad_norm,
         }
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
