@@ -6,9 +6,10 @@ import copy
 
 import pytest
 import torch
-from optim_reference import assert_close_to_scale
 
 import fusedoptim
+
+from optim_reference import assert_close_to_scale
 
 PAIRS = [
     (fusedoptim.AdamW, torch.optim.AdamW, dict(lr=1e-2, weight_decay=0.1)),

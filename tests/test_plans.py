@@ -11,9 +11,10 @@ import copy
 
 import pytest
 import torch
-from optim_reference import assert_close_to_scale
 
 import fusedoptim
+
+from optim_reference import assert_close_to_scale
 
 
 def pair(cls_name="AdamW", n=4, size=33, **kwargs):
