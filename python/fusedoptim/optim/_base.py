@@ -15,6 +15,7 @@ import torch
 from torch.optim import Optimizer
 
 from fusedoptim import _validation
+from fusedoptim.optim._dtensor import local_tensor
 
 
 class FusedOptimizer(Optimizer):
@@ -114,7 +115,10 @@ def to_float(value: Any) -> float:
 
 
 def real_view(t: torch.Tensor) -> torch.Tensor:
-    # torch.optim updates complex params through their real view; so do we.
+    # Every tensor the checks and the kernels see passes through here: the
+    # local shard of a DTensor (see _dtensor.py), and, as torch.optim updates
+    # complex params through their real view, that view.
+    t = local_tensor(t)
     return torch.view_as_real(t) if t.is_complex() else t
 
 
