@@ -8,8 +8,9 @@ as under pytest.
 Tolerance: where the distributed run averages gradients across ranks (DDP's
 all-reduce, FSDP2's reduce-scatter), the gradient equals the single-process
 gradient of the concatenated batch only up to float rounding, so params are
-compared with rtol=_RTOL, atol=_ATOL (fp32; the measured worst case over the
-steps below is ~1e-7, see the assertion messages). ZeRO, whose ranks all
+compared with rtol=_RTOL, atol=_ATOL (fp32; measured worst case 3.0e-8 for
+DDP + AdamW and 4.5e-8 for FSDP2 + AdamW, absolute, on params of magnitude
+below 1; a failure message prints the max |diff|). ZeRO, whose ranks all
 compute the full-batch gradient, must match the single-process run bit for bit.
 """
 
@@ -36,8 +37,8 @@ pytestmark = pytest.mark.skipif(
 
 _WORLD = 2
 _TIMEOUT_S = 90
-_RTOL = 1e-5
-_ATOL = 1e-6
+_RTOL = 1e-6
+_ATOL = 2e-7
 _STEPS = 4
 _BATCH = 8  # per rank
 _HYPER = {"lr": 1e-2, "weight_decay": 0.1, "l1": 1e-4}
