@@ -10,4 +10,5 @@ PYBIND11_MODULE(_C, m) {
   fusedoptim::bindings::bind_convert(m);
   fusedoptim::bindings::bind_metrics(m);
   fusedoptim::bindings::bind_state_check(m);
+  fusedoptim::bindings::bind_norms(m);
 }

@@ -52,3 +52,15 @@ def float_to_storage(dtype: int, src: int, dst: int, n: int) -> None: ...
 def entries_unchanged(
     dicts: list[dict[str, Any]], keys: tuple[str, ...], expected: list[Any]
 ) -> bool: ...
+def norm(
+    *,
+    dtypes: list[int],
+    numels: list[int],
+    data: list[int],
+    mode: int,
+    p: float,
+    num_threads: int,
+) -> tuple[float, float]: ...
+def scale_(
+    *, dtypes: list[int], numels: list[int], data: list[int], coef: float, num_threads: int
+) -> None: ...

@@ -320,3 +320,47 @@ def _confusion_matrix_add_torch(counts, y_true, y_pred, weights=None):
 def entries_unchanged(dicts: list[dict], keys: tuple[str, ...], expected: list[Any]) -> bool:
     """True when every dicts[i][keys[k]] is still expected[i * len(keys) + k]."""
     return _C.entries_unchanged(dicts, keys, expected)
+
+
+# ---------------------------------------------------------------------------
+# norms: clip_grad_norm_, the optimizers' max_grad_norm, fusedoptim.penalties
+# ---------------------------------------------------------------------------
+
+# Codes shared with csrc/ops/norms.h (enum class NormMode).
+NORM_L1 = 0
+NORM_L2 = 1
+NORM_L2_SQUARED = 2
+NORM_LP = 3
+NORM_INF = 4
+NORM_L1_AND_L2 = 5
+
+
+def norm(
+    tensors: Sequence[torch.Tensor], mode: int, p: float = 2.0, num_threads: int | None = None
+) -> tuple[float, float]:
+    """The norm of dense CPU tensors (any mix of supported dtypes) taken as one vector.
+
+    One multi-tensor reduction, summed in double. Returns (norm, second): second is
+    the L2 norm for NORM_L1_AND_L2 (norm is then the L1 norm), else 0.
+    """
+    return tuple(
+        _C.norm(
+            dtypes=[dtype_code(t) for t in tensors],
+            numels=[t.numel() for t in tensors],
+            data=addresses(tensors),
+            mode=mode,
+            p=float(p),
+            num_threads=resolve_num_threads(num_threads),
+        )
+    )
+
+
+def scale_(tensors: Sequence[torch.Tensor], coef: float, num_threads: int | None = None) -> None:
+    """tensors[i] *= coef for dense CPU tensors, rounded as torch's mul_ by a 0-dim tensor."""
+    _C.scale_(
+        dtypes=[dtype_code(t) for t in tensors],
+        numels=[t.numel() for t in tensors],
+        data=addresses(tensors),
+        coef=float(coef),
+        num_threads=resolve_num_threads(num_threads),
+    )

@@ -17,6 +17,7 @@ import torch
 from torch.optim import Optimizer
 
 from fusedoptim import _backend, _validation
+from fusedoptim.optim._dtensor import local_tensor
 from fusedoptim.optim._plan import Batch, GroupPlan, versioned
 
 __all__ = ["Batch", "FusedOptimizer"]
@@ -215,9 +216,12 @@ def _grads_of(prepared: tuple) -> list[torch.Tensor]:
 
 
 def _total_norm(grads: list[torch.Tensor]) -> torch.Tensor:
-    """The 2-norm over all grads, computed as torch.nn.utils.clip_grad_norm_ does."""
-    norms = [torch.linalg.vector_norm(g, 2.0) for g in grads]
-    return torch.linalg.vector_norm(torch.stack(norms), 2.0).float()
+    """The 2-norm over all grads: one fused read pass on the CPU (fusedoptim.penalties)."""
+    from fusedoptim.penalties import global_grad_norm
+
+    total = global_grad_norm(grads, 2.0)
+    # FSDP2 grads are DTensors: the clip coefficient needs the global norm.
+    return total.full_tensor() if hasattr(total, "full_tensor") else total
 
 
 def param_labeller(optimizer: Optimizer, group_index: int, group: dict[str, Any]) -> Callable:
@@ -247,7 +251,10 @@ def to_float(value: Any) -> float:
 
 
 def real_view(t: torch.Tensor) -> torch.Tensor:
-    # torch.optim updates complex params through their real view; so do we.
+    # Every tensor the checks and the kernels see passes through here: the
+    # local shard of a DTensor (see _dtensor.py), and, as torch.optim updates
+    # complex params through their real view, that view.
+    t = local_tensor(t)
     return torch.view_as_real(t) if t.is_complex() else t
 
 

@@ -39,6 +39,7 @@ _layout_of = operator.attrgetter("layout")
 _data_ptr = torch.Tensor.data_ptr
 _is_contiguous = torch.Tensor.is_contiguous
 _has_value = partial(operator.is_not, None)
+_PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
 
 
 class VersionedState(defaultdict):
@@ -132,8 +133,11 @@ class GroupPlan:
         state_keys: tuple[str, ...],
     ) -> GroupPlan | None:
         """A plan for the params that have a grad now, or None when the group
-        has something the fast check does not cover (complex or non-contiguous params)."""
-        if any(p.is_complex() or not p.is_contiguous() for p in params):
+        has something the fast check does not cover: complex, non-contiguous or
+        DTensor params (a DTensor's own address is 0; its shard is checked per step)."""
+        if any(
+            type(p) not in _PLAIN_TYPES or p.is_complex() or not p.is_contiguous() for p in params
+        ):
             return None
         state_dicts = [state[p] for p in params] if state_keys else []
         return cls(
