@@ -11,4 +11,5 @@ PYBIND11_MODULE(_C, m) {
   fusedoptim::bindings::bind_metrics(m);
   fusedoptim::bindings::bind_state_check(m);
   fusedoptim::bindings::bind_norms(m);
+  fusedoptim::bindings::bind_cuda_testing(m);
 }
