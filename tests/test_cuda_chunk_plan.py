@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 
 import pytest
-from fusedoptim import _C
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from fusedoptim import _C
 
 SMALL, LARGE = 4096, 32764  # kernel argument space before / from CUDA 12.1
 DEPTHS = (2, 3, 4, 5)  # pointer streams: SGD 2-3, Adam 4-5
