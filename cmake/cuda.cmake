@@ -91,6 +91,7 @@ message(STATUS "fusedoptim: CUDA ${CMAKE_CUDA_COMPILER_VERSION}, architectures $
 add_library(fusedoptim_cuda STATIC
   csrc/cuda/adam_cuda.cu
   csrc/cuda/sgd_cuda.cu
+  csrc/cuda/arch_probe.cu
   csrc/cuda/runtime.cpp
 )
 target_include_directories(fusedoptim_cuda PRIVATE csrc)

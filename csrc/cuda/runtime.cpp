@@ -3,6 +3,8 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <stdexcept>
 
 #ifndef FUSEDOPTIM_CUDA_ARCHS
@@ -10,6 +12,9 @@
 #endif
 
 namespace fusedoptim::cuda {
+
+int kernel_image_status();  // arch_probe.cu: a cudaError_t for the current device
+
 namespace {
 
 std::string version_string(int version) {
@@ -89,6 +94,27 @@ void ensure_device_usable(int device) {
     throw std::runtime_error("fusedoptim: CUDA device " + std::to_string(device) +
                              " does not exist (" + std::to_string(count) + " visible)");
   }
+  // Has this build code for the device? Asked once per device (bits of a
+  // mask; devices past 64 are asked every time).
+  static std::atomic<uint64_t> verified{0};
+  const uint64_t bit = device < 64 ? uint64_t(1) << device : 0;
+  if ((verified.load(std::memory_order_acquire) & bit) != 0) return;
+  const DeviceGuard guard(device);
+  const auto status = static_cast<cudaError_t>(kernel_image_status());
+  cudaGetLastError();
+  if (status != cudaSuccess) {
+    int major = 0, minor = 0;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device);
+    const std::string cc = std::to_string(major) + std::to_string(minor);
+    throw std::runtime_error("fusedoptim has no CUDA code for device " + std::to_string(device) +
+                             " (compute capability " + std::to_string(major) + "." +
+                             std::to_string(minor) + "): it was built for " +
+                             FUSEDOPTIM_CUDA_ARCHS + " (" + cudaGetErrorName(status) +
+                             "). Rebuild with CMAKE_ARGS=\"-DFUSEDOPTIM_CUDA_ARCHITECTURES=" + cc +
+                             "\" or with the default architecture list.");
+  }
+  verified.fetch_or(bit, std::memory_order_release);
 }
 
 void throw_on_error(int error, const char* what) {

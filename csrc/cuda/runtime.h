@@ -27,8 +27,9 @@ std::vector<std::string> compiled_architectures();
 int minimum_driver_version();
 
 // Throws std::runtime_error naming the minimum driver when the driver is
-// missing or too old (checked once, at the first CUDA step), or when `device`
-// is not a visible device. The bindings call it before writing anything.
+// missing or too old (checked once, at the first CUDA step), when `device` is
+// not a visible device, or when this build has no code for it (a build for
+// other architectures). The bindings call it before writing anything.
 void ensure_device_usable(int device);
 
 // Throws std::runtime_error with CUDA's name and description of `error`
