@@ -88,6 +88,11 @@ else()
 endif()
 message(STATUS "fusedoptim: CUDA ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${fusedoptim_cuda_archs}")
 
+# nvcc's -O sets the host compiler's level only (device code is always
+# optimized); the host side of the .cu files (planning, packing, launch stubs)
+# gains nothing from -O3, which costs ~40% of a .cu file's host compile time.
+string(REPLACE "-O3" "-O2" CMAKE_CUDA_FLAGS_RELEASE "${CMAKE_CUDA_FLAGS_RELEASE}")
+
 add_library(fusedoptim_cuda STATIC
   csrc/cuda/adam_cuda.cu
   csrc/cuda/sgd_cuda.cu

@@ -11,7 +11,7 @@ namespace fusedoptim::cuda {
 namespace {
 
 // Streams: 0 param, 1 grad, 2 exp_avg, 3 exp_avg_sq [, 4 max_exp_avg_sq].
-template <typename M, bool kAmsgrad>
+template <typename M, bool kAmsgrad, bool kCoupledDecay>
 struct AdamOp {
   static constexpr int kDepth = kAmsgrad ? 5 : 4;
   ops::AdamScalars<M> s;
@@ -20,15 +20,16 @@ struct AdamOp {
   __host__ __device__ static constexpr bool writes(int d) { return d != 1; }
   __device__ __forceinline__ void operator()(M (&x)[kDepth]) const {
     M unused = M(0);
-    ops::adam_update<kAmsgrad>(x[0], x[1], x[2], x[3], kAmsgrad ? x[kDepth - 1] : unused, s);
+    ops::adam_update<kAmsgrad, kCoupledDecay>(x[0], x[1], x[2], x[3],
+                                              kAmsgrad ? x[kDepth - 1] : unused, s);
   }
 };
 
-template <typename S, bool kAmsgrad>
+template <typename S, bool kAmsgrad, bool kCoupledDecay>
 void adam_typed(const AdamBatch& batch, const std::vector<int32_t>& variants,
                 const std::vector<ops::AdamScalars<ops::MathType<S>>>& scalars,
                 cudaStream_t stream) {
-  using Op = AdamOp<ops::MathType<S>, kAmsgrad>;
+  using Op = AdamOp<ops::MathType<S>, kAmsgrad, kCoupledDecay>;
   auto address_of = [&](int d, int32_t t) -> void* {
     switch (d) {
       case 0:
@@ -68,10 +69,18 @@ void adam_step(const AdamBatch& batch, const ops::AdamHyper& hyper, int device, 
     using M = ops::MathType<S>;
     std::vector<ops::AdamScalars<M>> scalars;
     for (double step : distinct_steps) scalars.push_back(ops::adam_scalars<M>(hyper, step));
-    if (hyper.amsgrad) {
-      adam_typed<S, true>(batch, variants, scalars, cuda_stream);
-    } else {
-      adam_typed<S, false>(batch, variants, scalars, cuda_stream);
+    // The options that change the data flow are template parameters of the
+    // ops/ function (see [note: options without branches] in ops/adam.h).
+    const int variant = int(hyper.amsgrad) * 2 + int(hyper.coupled_decay());
+    switch (variant) {
+      case 0:
+        return adam_typed<S, false, false>(batch, variants, scalars, cuda_stream);
+      case 1:
+        return adam_typed<S, false, true>(batch, variants, scalars, cuda_stream);
+      case 2:
+        return adam_typed<S, true, false>(batch, variants, scalars, cuda_stream);
+      default:
+        return adam_typed<S, true, true>(batch, variants, scalars, cuda_stream);
     }
   });
 }

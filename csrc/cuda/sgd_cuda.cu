@@ -1,5 +1,6 @@
 // SGD on CUDA: the multi-tensor kernel over ops::sgd_update, the same
 // per-element function the CPU loops call.
+#include <type_traits>
 #include <vector>
 
 #include "cuda/dispatch.cuh"
@@ -10,10 +11,12 @@ namespace fusedoptim::cuda {
 namespace {
 
 using ops::MomentumMode;
+template <MomentumMode kMode>
+using Mode = std::integral_constant<MomentumMode, kMode>;
 
 // Streams: 0 param, 1 grad [, 2 momentum_buffer]. kFirstStep writes the
 // buffer without reading it (torch creates it as a copy of the grad).
-template <typename M, MomentumMode kMode>
+template <typename M, MomentumMode kMode, bool kNesterov, bool kCoupledDecay>
 struct SgdOp {
   static constexpr int kDepth = kMode == MomentumMode::kNone ? 2 : 3;
   ops::SgdScalars<M> s;
@@ -24,14 +27,15 @@ struct SgdOp {
   __host__ __device__ static constexpr bool writes(int d) { return d != 1; }
   __device__ __forceinline__ void operator()(M (&x)[kDepth]) const {
     M unused = M(0);
-    ops::sgd_update<kMode>(x[0], x[1], kDepth == 3 ? x[kDepth - 1] : unused, s);
+    ops::sgd_update<kMode, kNesterov, kCoupledDecay>(x[0], x[1],
+                                                     kDepth == 3 ? x[kDepth - 1] : unused, s);
   }
 };
 
-template <typename S, MomentumMode kMode>
+template <typename S, MomentumMode kMode, bool kNesterov, bool kCoupledDecay>
 void sgd_typed(const SgdBatch& batch, const std::vector<int64_t>& numels,
                const ops::SgdScalars<ops::MathType<S>>& scalars, cudaStream_t stream) {
-  using Op = SgdOp<ops::MathType<S>, kMode>;
+  using Op = SgdOp<ops::MathType<S>, kMode, kNesterov, kCoupledDecay>;
   auto address_of = [&](int d, int32_t t) -> void* {
     switch (d) {
       case 0:
@@ -73,14 +77,32 @@ void sgd_step(const SgdBatch& batch, const ops::SgdHyper& hyper, int device, uin
   dispatch_storage(batch.dtype, [&](auto storage) {
     using S = decltype(storage);
     const auto scalars = ops::sgd_scalars<ops::MathType<S>>(hyper);
+    // The options that change the data flow are template parameters of the
+    // ops/ function (see ops/sgd.h). torch refuses nesterov without momentum,
+    // so kNone needs no nesterov variant.
+    auto with_decay = [&](auto mode, auto nesterov, const std::vector<int64_t>& numels) {
+      constexpr MomentumMode kMode = decltype(mode)::value;
+      constexpr bool kNesterov = decltype(nesterov)::value;
+      if (hyper.coupled_decay()) {
+        sgd_typed<S, kMode, kNesterov, true>(batch, numels, scalars, cuda_stream);
+      } else {
+        sgd_typed<S, kMode, kNesterov, false>(batch, numels, scalars, cuda_stream);
+      }
+    };
+    auto with_momentum = [&](auto mode) {
+      const auto numels = numels_in(decltype(mode)::value);
+      if (hyper.nesterov) {
+        with_decay(mode, std::true_type{}, numels);
+      } else {
+        with_decay(mode, std::false_type{}, numels);
+      }
+    };
     if (!has_momentum) {
-      sgd_typed<S, MomentumMode::kNone>(batch, batch.numels, scalars, cuda_stream);
+      with_decay(Mode<MomentumMode::kNone>{}, std::false_type{}, batch.numels);
       return;
     }
-    sgd_typed<S, MomentumMode::kFirstStep>(batch, numels_in(MomentumMode::kFirstStep), scalars,
-                                           cuda_stream);
-    sgd_typed<S, MomentumMode::kUpdate>(batch, numels_in(MomentumMode::kUpdate), scalars,
-                                        cuda_stream);
+    with_momentum(Mode<MomentumMode::kFirstStep>{});
+    with_momentum(Mode<MomentumMode::kUpdate>{});
   });
 }
 
