@@ -27,7 +27,7 @@ constexpr int64_t kChunkElements = int64_t(1) << 16;
 constexpr int kSmallParamBytes = 4096;
 constexpr int kLargeParamBytes = 32764;
 // Argument space left for the op's per-step scalars (AdamScalars<double> is
-// 88 bytes); the launcher static_asserts that they fit.
+// 104 bytes); the launcher static_asserts that they fit.
 constexpr int kScalarsParamBytes = 256;
 
 // How many tensors and blocks one table holds, for `kDepth` pointer streams

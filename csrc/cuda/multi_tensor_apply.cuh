@@ -29,8 +29,8 @@ constexpr int kParamBytes = kLargeParamBytes;
 constexpr int kParamBytes = kSmallParamBytes;
 #endif
 
-// [note: block size] 512 threads stream a 64K-element chunk in 32 (fp32) to
-// 64 (fp16) passes over 16-byte vectors, with enough loads in flight per SM
+// [note: block size] 512 threads stream a 64K-element chunk in 16 (fp16) to
+// 64 (fp64) passes over 16-byte vectors, with enough loads in flight per SM
 // to cover DRAM latency at 2-4 resident blocks; apex and torch settled on the
 // same shape for these element-wise optimizer kernels.
 constexpr int kBlockThreads = 512;
