@@ -5,6 +5,8 @@
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fusedoptim native kernels (use fusedoptim._backend, not this module)";
+  // A plain attribute: reading it must not initialize CUDA (build_info() may).
+  m.attr("__version__") = FUSEDOPTIM_VERSION;
   fusedoptim::bindings::bind_optim(m);
   fusedoptim::bindings::bind_info(m);
   fusedoptim::bindings::bind_convert(m);
