@@ -9,4 +9,5 @@ PYBIND11_MODULE(_C, m) {
   fusedoptim::bindings::bind_info(m);
   fusedoptim::bindings::bind_convert(m);
   fusedoptim::bindings::bind_metrics(m);
+  fusedoptim::bindings::bind_bench(m);
 }

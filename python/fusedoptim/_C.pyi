@@ -49,3 +49,31 @@ def build_info() -> dict[str, Any]: ...
 def set_isa(name: str) -> None: ...
 def storage_to_float(dtype: int, src: int, dst: int, n: int) -> None: ...
 def float_to_storage(dtype: int, src: int, dst: int, n: int) -> None: ...
+def bandwidth_probe(
+    *, inplace: list[int], source: int, n: int, scale: float, num_threads: int
+) -> None: ...
+def plain_adamw(
+    *,
+    numels: list[int],
+    params: list[int],
+    grads: list[int],
+    exp_avgs: list[int],
+    exp_avg_sqs: list[int],
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    step: float,
+    num_threads: int,
+) -> None: ...
+def plain_sgd(
+    *,
+    numels: list[int],
+    params: list[int],
+    grads: list[int],
+    buffers: list[int],
+    lr: float,
+    momentum: float,
+    num_threads: int,
+) -> None: ...
