@@ -20,7 +20,7 @@ def test_probe_updates_each_array_in_place(streams, size, threads):
     arrays = [torch.rand(size, generator=gen) for _ in range(streams)]
     source = torch.rand(size, generator=gen)
     expected = [a.numpy() * np.float32(0.5) + source.numpy() for a in arrays]
-    _backend.bandwidth_probe(arrays, source, 0.5, num_threads=threads)
+    _backend.bandwidth_probe(arrays, source, 0.5, num_threads=threads)()
     for a, e in zip(arrays, expected):
         # Built without fp contraction: two roundings, exactly numpy's.
         np.testing.assert_array_equal(a.numpy(), e)
@@ -30,12 +30,12 @@ def test_probe_updates_each_array_in_place(streams, size, threads):
 def test_probe_refuses_wrong_array_counts(count):
     arrays = [torch.zeros(8) for _ in range(count)]
     with pytest.raises(ValueError, match="1 to 3 arrays"):
-        _backend.bandwidth_probe(arrays, torch.zeros(8), 0.5)
+        _backend.bandwidth_probe(arrays, torch.zeros(8), 0.5)()
 
 
 def test_probe_refuses_bad_threads():
     with pytest.raises(ValueError, match="num_threads"):
-        _backend.bandwidth_probe([torch.zeros(8)], torch.zeros(8), 0.5, num_threads=0)
+        _backend.bandwidth_probe([torch.zeros(8)], torch.zeros(8), 0.5, num_threads=0)()
 
 
 def _params(sizes, seed):
@@ -57,20 +57,20 @@ def test_plain_adamw_follows_torch(weight_decay, threads):
     for p, g in zip(ref, grads):
         p.grad = g.clone()
     opt = torch.optim.AdamW(ref, lr=1e-2, weight_decay=weight_decay, foreach=False)
-    for step in range(1, 21):
-        _backend.plain_adamw(
-            ours,
-            grads,
-            m,
-            v2,
-            lr=1e-2,
-            beta1=0.9,
-            beta2=0.999,
-            eps=1e-8,
-            weight_decay=weight_decay,
-            step=step,
-            num_threads=threads,
-        )
+    step = _backend.plain_adamw(
+        ours,
+        grads,
+        m,
+        v2,
+        lr=1e-2,
+        beta1=0.9,
+        beta2=0.999,
+        eps=1e-8,
+        weight_decay=weight_decay,
+        num_threads=threads,
+    )
+    for count in range(1, 21):
+        step(count)
         opt.step()
     for a, b in zip(ours, ref):
         # A plain loop rounds in its own order (beta1 * m + (1 - beta1) * g, not
@@ -90,8 +90,9 @@ def test_plain_sgd_follows_torch(momentum):
     for p, g in zip(ref, grads):
         p.grad = g.clone()
     opt = torch.optim.SGD(ref, lr=1e-2, momentum=momentum, foreach=False)
+    step = _backend.plain_sgd(ours, grads, buffers, lr=1e-2, momentum=momentum)
     for _ in range(10):
-        _backend.plain_sgd(ours, grads, buffers, lr=1e-2, momentum=momentum)
+        step()
         opt.step()
     for a, b in zip(ours, ref):
         torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)
@@ -100,6 +101,6 @@ def test_plain_sgd_follows_torch(momentum):
 def test_plain_sgd_refuses_buffers_without_momentum():
     p, g = torch.zeros(4), torch.zeros(4)
     with pytest.raises(ValueError, match="buffers"):
-        _backend.plain_sgd([p], [g], [torch.zeros(4)], lr=0.1, momentum=0.0)
+        _backend.plain_sgd([p], [g], [torch.zeros(4)], lr=0.1, momentum=0.0)()
     with pytest.raises(ValueError, match="buffers"):
-        _backend.plain_sgd([p], [g], [], lr=0.1, momentum=0.9)
+        _backend.plain_sgd([p], [g], [], lr=0.1, momentum=0.9)()

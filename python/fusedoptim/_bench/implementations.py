@@ -7,6 +7,7 @@ from Python, overhead included. Each keeps its own optimizer state.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -114,8 +115,10 @@ def probe(kind: OptimizerKind, params: list[torch.Tensor]) -> tuple[Implementati
     n = max(1, min(per_stream_bytes // 4, PROBE_MAX_ELEMENTS))
     arrays = [torch.rand(n) for _ in range(kind.streams)]
     source = torch.rand(n)
+    run = _backend.bandwidth_probe(arrays, source, 0.5)
+    # Default arguments keep the arrays alive: the C side holds bare addresses.
     return (
-        Implementation(PROBE, lambda: _backend.bandwidth_probe(arrays, source, 0.5)),
+        Implementation(PROBE, lambda keep=(arrays, source): run()),
         (2 * kind.streams + 1) * 4 * n,
     )
 
@@ -131,31 +134,28 @@ def _optimizer(name: str, build: Callable[[], torch.optim.Optimizer]) -> Impleme
 def _plain_c(kind: OptimizerKind, params: list[torch.Tensor]) -> Callable[[], None]:
     grads = [p.grad for p in params]
     data = [p.detach() for p in params]
+    lr = kind.kwargs["lr"]
     if kind.streams == 3:
         exp_avgs = [torch.zeros_like(p) for p in data]
         exp_avg_sqs = [torch.zeros_like(p) for p in data]
-        count = [0]
         weight_decay = kind.kwargs.get("weight_decay", 0.0) if kind.name == "adamw" else 0.0
-
-        def adam_step() -> None:
-            count[0] += 1
-            _backend.plain_adamw(
-                data,
-                grads,
-                exp_avgs,
-                exp_avg_sqs,
-                lr=kind.kwargs["lr"],
-                beta1=0.9,
-                beta2=0.999,
-                eps=1e-8,
-                weight_decay=weight_decay,
-                step=count[0],
-            )
-
-        return adam_step
+        step = _backend.plain_adamw(
+            data,
+            grads,
+            exp_avgs,
+            exp_avg_sqs,
+            lr=lr,
+            beta1=0.9,
+            beta2=0.999,
+            eps=1e-8,
+            weight_decay=weight_decay,
+        )
+        count = itertools.count(1)
+        # The closure keeps the state tensors alive: the C side holds bare addresses.
+        return lambda state=(exp_avgs, exp_avg_sqs): step(next(count))
     buffers = [torch.zeros_like(p) for p in data] if kind.streams == 2 else []
-    momentum = kind.kwargs.get("momentum", 0.0)
-    return lambda: _backend.plain_sgd(data, grads, buffers, lr=kind.kwargs["lr"], momentum=momentum)
+    step = _backend.plain_sgd(data, grads, buffers, lr=lr, momentum=kind.kwargs.get("momentum", 0))
+    return lambda state=buffers: step()
 
 
 def _deepspeed(kind: OptimizerKind, params: list[torch.Tensor]) -> Implementation:

@@ -21,7 +21,7 @@ class Settings:
     warmup: int = 1
     rounds: int = 15
     min_rounds: int = 3
-    max_seconds: float = 1.5  # per case, once min_rounds are done
+    max_seconds: float = 2.0  # per case, once min_rounds are done
 
     @classmethod
     def full(cls) -> Settings:

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, settings) -> int:
-    from fusedoptim._bench import environment, report, suite, training_loop
+    from fusedoptim._bench import report, suite, training_loop
 
     details = args.full if args.details is None else args.details
     err = sys.stderr
@@ -118,7 +118,8 @@ def _run(args: argparse.Namespace, settings) -> int:
             print(report.format_case(case) + "\n", flush=True)
 
     if not args.quiet:
-        print(environment.summary_line(environment.describe()), file=err)
+        mode = "full" if args.full else "quick (--full for every workload)"
+        print(f"fusedoptim bench, {mode}: progress here, tables at the end", file=err)
     result = suite.run_suite(settings, on_case_start, on_case_done)
     print(report.header(result))
     print(report.summary(result))
