@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
 
     result = training_loop.run(settings, progress)
     print(training_loop.format_result(result))
-    print(f"load average at end: {environment.load_average()}")
+    load = environment.load_average()
+    print("load average at end: " + ("n/a" if load is None else " ".join(f"{x:.2f}" for x in load)))
     if args.json:
         report.write_json(args.json, {"environment": env, "training_loop": result})
         print(f"results written to {args.json}")
