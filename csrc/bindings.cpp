@@ -9,5 +9,7 @@ PYBIND11_MODULE(_C, m) {
   fusedoptim::bindings::bind_info(m);
   fusedoptim::bindings::bind_convert(m);
   fusedoptim::bindings::bind_metrics(m);
+  fusedoptim::bindings::bind_state_check(m);
+  fusedoptim::bindings::bind_norms(m);
   fusedoptim::bindings::bind_bench(m);
 }

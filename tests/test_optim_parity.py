@@ -23,6 +23,18 @@ STEPS = 100
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
+@pytest.fixture(autouse=True)
+def _single_threaded_reference():
+    """torch's reference ops run on one thread (its OpenMP pool spinning against
+    ours is what makes these tests slow on a busy 2-core machine); fusedoptim
+    keeps two threads so the multithreaded chunk path is what gets compared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    fusedoptim.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
 def run_side_by_side(fused_cls, torch_cls, kwargs, dtype, steps=STEPS, seed=0):
     """Two param groups (the second with its own lr), compared after every step."""
     values = make_params(dtype, seed=seed)

@@ -19,8 +19,8 @@ void adam_step(int dtype_code, const std::vector<int64_t>& numels, const Address
                const Addresses& grads, const Addresses& exp_avgs, const Addresses& exp_avg_sqs,
                const Addresses& max_exp_avg_sqs, const Addresses& steps, int step_dtype, double lr,
                double beta1, double beta2, double eps, double weight_decay, double l1,
-               bool decoupled_weight_decay, bool amsgrad, bool maximize, int num_threads,
-               int device, uintptr_t stream) {
+               bool decoupled_weight_decay, bool amsgrad, bool maximize, double grad_unscale,
+               double grad_clip, int num_threads, int device, uintptr_t stream) {
   check_device_supported(device);
   check_threads(num_threads);
   for (auto [value, name] : {std::pair{lr, "lr"},
@@ -28,7 +28,9 @@ void adam_step(int dtype_code, const std::vector<int64_t>& numels, const Address
                              {beta2, "beta2"},
                              {eps, "eps"},
                              {weight_decay, "weight_decay"},
-                             {l1, "l1"}}) {
+                             {l1, "l1"},
+                             {grad_unscale, "grad_unscale"},
+                             {grad_clip, "grad_clip"}}) {
     check_finite(value, name);
   }
   check_numels(numels);
@@ -45,8 +47,9 @@ void adam_step(int dtype_code, const std::vector<int64_t>& numels, const Address
     throw py::value_error("max_exp_avg_sqs must be empty unless amsgrad=True");
   }
   batch.steps = incremented_steps(steps, step_dtype, numels.size());
-  const ops::AdamHyper hyper{lr,      beta1,   beta2, eps, weight_decay, l1, decoupled_weight_decay,
-                             amsgrad, maximize};
+  const ops::AdamHyper hyper{
+      lr,      beta1,    beta2,        eps,      weight_decay, l1, decoupled_weight_decay,
+      amsgrad, maximize, grad_unscale, grad_clip};
 
   // Past this point nothing can fail: the step counters and the tensors are
   // written together.
@@ -63,15 +66,17 @@ void adam_step(int dtype_code, const std::vector<int64_t>& numels, const Address
 void sgd_step(int dtype_code, const std::vector<int64_t>& numels, const Addresses& params,
               const Addresses& grads, const Addresses& momentum_buffers,
               const std::vector<bool>& new_buffers, double lr, double momentum, double dampening,
-              double weight_decay, double l1, bool nesterov, bool maximize, int num_threads,
-              int device, uintptr_t stream) {
+              double weight_decay, double l1, bool nesterov, bool maximize, double grad_unscale,
+              double grad_clip, int num_threads, int device, uintptr_t stream) {
   check_device_supported(device);
   check_threads(num_threads);
   for (auto [value, name] : {std::pair{lr, "lr"},
                              {momentum, "momentum"},
                              {dampening, "dampening"},
                              {weight_decay, "weight_decay"},
-                             {l1, "l1"}}) {
+                             {l1, "l1"},
+                             {grad_unscale, "grad_unscale"},
+                             {grad_clip, "grad_clip"}}) {
     check_finite(value, name);
   }
   check_numels(numels);
@@ -89,7 +94,8 @@ void sgd_step(int dtype_code, const std::vector<int64_t>& numels, const Addresse
   } else if (!momentum_buffers.empty()) {
     throw py::value_error("momentum_buffers must be empty when momentum == 0");
   }
-  const ops::SgdHyper hyper{lr, momentum, dampening, weight_decay, l1, nesterov, maximize};
+  const ops::SgdHyper hyper{lr,       momentum, dampening,    weight_decay, l1,
+                            nesterov, maximize, grad_unscale, grad_clip};
 
   py::gil_scoped_release release;
 #if defined(FUSEDOPTIM_WITH_CUDA)
@@ -108,13 +114,15 @@ void bind_optim(py::module_& m) {
         py::arg("max_exp_avg_sqs"), py::arg("steps"), py::arg("step_dtype"), py::arg("lr"),
         py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("l1"),
         py::arg("decoupled_weight_decay"), py::arg("amsgrad"), py::arg("maximize"),
-        py::arg("num_threads"), py::arg("device") = -1, py::arg("stream") = 0,
+        py::arg("grad_unscale") = 1.0, py::arg("grad_clip") = 1.0, py::arg("num_threads"),
+        py::arg("device") = -1, py::arg("stream") = 0,
         "Adam/AdamW step over every tensor of a group; increments each step counter.");
   m.def("sgd_step", &sgd_step, py::kw_only(), py::arg("dtype"), py::arg("numels"),
         py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"), py::arg("new_buffers"),
         py::arg("lr"), py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"),
-        py::arg("l1"), py::arg("nesterov"), py::arg("maximize"), py::arg("num_threads"),
-        py::arg("device") = -1, py::arg("stream") = 0,
+        py::arg("l1"), py::arg("nesterov"), py::arg("maximize"), py::arg("grad_unscale") = 1.0,
+        py::arg("grad_clip") = 1.0, py::arg("num_threads"), py::arg("device") = -1,
+        py::arg("stream") = 0,
         "SGD step (momentum, dampening, nesterov, L2, L1) over every tensor of a group.");
 }
 

@@ -9,6 +9,8 @@ void bind_optim(pybind11::module_& m);
 void bind_info(pybind11::module_& m);
 void bind_convert(pybind11::module_& m);
 void bind_metrics(pybind11::module_& m);
+void bind_state_check(pybind11::module_& m);
+void bind_norms(pybind11::module_& m);
 void bind_bench(pybind11::module_& m);
 
 }  // namespace fusedoptim::bindings

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/norm_kernels.h"
 #include "cpu/optim_kernels.h"
 
 namespace fusedoptim::cpu {
@@ -20,5 +21,6 @@ std::string active_isa();
 void set_active_isa(const std::string& name);
 
 const OptimKernels& optim_kernels();
+const NormKernels& norm_kernels();
 
 }  // namespace fusedoptim::cpu

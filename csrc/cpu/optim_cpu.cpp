@@ -38,6 +38,7 @@ void adam_step(const AdamBatch& batch, const ops::AdamHyper& hyper, int num_thre
   const OptimKernels& kernels = optim_kernels();
   const int bytes = ops::element_size(batch.dtype);
   const bool amsgrad = hyper.amsgrad;
+  const AdamVariant loop_variant{amsgrad, hyper.coupled_decay()};
   parallel_for(static_cast<int64_t>(chunks.size()), threads_for(total, num_threads),
                [&](int64_t index) {
                  const Chunk& c = chunks[index];
@@ -48,7 +49,7 @@ void adam_step(const AdamBatch& batch, const ops::AdamHyper& hyper, int num_thre
                      offset(batch.exp_avg_sqs[c.tensor], c.begin, bytes),
                      amsgrad ? offset(batch.max_exp_avg_sqs[c.tensor], c.begin, bytes) : nullptr,
                      c.numel};
-                 kernels.adam(batch.dtype, amsgrad, span, scalars[c.variant]);
+                 kernels.adam(batch.dtype, loop_variant, span, scalars[c.variant]);
                });
 }
 
@@ -72,7 +73,9 @@ void sgd_step(const SgdBatch& batch, const ops::SgdHyper& hyper, int num_threads
             offset(batch.grads[c.tensor], c.begin, bytes),
             has_momentum ? offset(batch.momentum_buffers[c.tensor], c.begin, bytes) : nullptr,
             c.numel};
-        kernels.sgd(batch.dtype, static_cast<ops::MomentumMode>(c.variant), span, scalars);
+        const SgdVariant variant{static_cast<ops::MomentumMode>(c.variant), hyper.nesterov,
+                                 hyper.coupled_decay()};
+        kernels.sgd(batch.dtype, variant, span, scalars);
       });
 }
 

@@ -5,6 +5,8 @@
 // `-fopt-info-vec` confirms every loop below is vectorized on each ISA.
 #include "cpu/optim_kernels.h"
 
+#include <type_traits>
+
 #ifndef FUSEDOPTIM_ISA
 #error "FUSEDOPTIM_ISA must name the instruction set this file is built for"
 #endif
@@ -44,7 +46,7 @@ const ops::SgdScalars<double>& pick<double>(const SgdStepScalars& s) {
   return s.f64;
 }
 
-template <bool kAmsgrad, typename S>
+template <bool kAmsgrad, bool kCoupledDecay, typename S>
 void adam_span(const AdamSpan& span, const AdamStepScalars& scalars) {
   using M = MathType<S>;
   // A local copy: stores through the float pointers below could otherwise
@@ -62,7 +64,7 @@ void adam_span(const AdamSpan& span, const AdamStepScalars& scalars) {
     M m = ops::load(exp_avg + i);
     M v = ops::load(exp_avg_sq + i);
     M v_max = kAmsgrad ? ops::load(max_exp_avg_sq + i) : M(0);
-    ops::adam_update<kAmsgrad>(p, ops::load(grad + i), m, v, v_max, s);
+    ops::adam_update<kAmsgrad, kCoupledDecay>(p, ops::load(grad + i), m, v, v_max, s);
     ops::store(param + i, p);
     ops::store(exp_avg + i, m);
     ops::store(exp_avg_sq + i, v);
@@ -70,7 +72,7 @@ void adam_span(const AdamSpan& span, const AdamStepScalars& scalars) {
   }
 }
 
-template <MomentumMode kMode, typename S>
+template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, typename S>
 void sgd_span(const SgdSpan& span, const SgdStepScalars& scalars) {
   using M = MathType<S>;
   const ops::SgdScalars<M> s = pick<M>(scalars);
@@ -82,53 +84,65 @@ void sgd_span(const SgdSpan& span, const SgdStepScalars& scalars) {
   for (int64_t i = 0; i < n; ++i) {
     M p = ops::load(param + i);
     M buf = kMode == MomentumMode::kUpdate ? ops::load(buffer + i) : M(0);
-    ops::sgd_update<kMode>(p, ops::load(grad + i), buf, s);
+    ops::sgd_update<kMode, kNesterov, kCoupledDecay>(p, ops::load(grad + i), buf, s);
     ops::store(param + i, p);
     if (kMode != MomentumMode::kNone) ops::store(buffer + i, buf);
   }
 }
 
-template <typename S>
-void adam_typed(bool amsgrad, const AdamSpan& span, const AdamStepScalars& s) {
-  amsgrad ? adam_span<true, S>(span, s) : adam_span<false, S>(span, s);
+// Turns runtime values into template arguments: with_bool(b, f) calls
+// f(std::integral_constant<bool, b>{}).
+template <typename F>
+void with_bool(bool value, F&& f) {
+  value ? f(std::true_type{}) : f(std::false_type{});
 }
 
-template <typename S>
-void sgd_typed(MomentumMode mode, const SgdSpan& span, const SgdStepScalars& s) {
+template <typename F>
+void with_storage_type(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::kFloat32:
+      return f(float{});
+    case DType::kFloat64:
+      return f(double{});
+    case DType::kFloat16:
+      return f(Half{});
+    case DType::kBFloat16:
+      return f(BFloat16{});
+  }
+}
+
+template <typename F>
+void with_momentum_mode(MomentumMode mode, F&& f) {
+  using Mode = MomentumMode;
   switch (mode) {
-    case MomentumMode::kNone:
-      return sgd_span<MomentumMode::kNone, S>(span, s);
-    case MomentumMode::kFirstStep:
-      return sgd_span<MomentumMode::kFirstStep, S>(span, s);
-    case MomentumMode::kUpdate:
-      return sgd_span<MomentumMode::kUpdate, S>(span, s);
+    case Mode::kNone:
+      return f(std::integral_constant<Mode, Mode::kNone>{});
+    case Mode::kFirstStep:
+      return f(std::integral_constant<Mode, Mode::kFirstStep>{});
+    case Mode::kUpdate:
+      return f(std::integral_constant<Mode, Mode::kUpdate>{});
   }
 }
 
-void adam(DType dtype, bool amsgrad, const AdamSpan& span, const AdamStepScalars& s) {
-  switch (dtype) {
-    case DType::kFloat32:
-      return adam_typed<float>(amsgrad, span, s);
-    case DType::kFloat64:
-      return adam_typed<double>(amsgrad, span, s);
-    case DType::kFloat16:
-      return adam_typed<Half>(amsgrad, span, s);
-    case DType::kBFloat16:
-      return adam_typed<BFloat16>(amsgrad, span, s);
-  }
+void adam(DType dtype, AdamVariant variant, const AdamSpan& span, const AdamStepScalars& s) {
+  with_storage_type(dtype, [&](auto storage) {
+    with_bool(variant.amsgrad, [&](auto amsgrad) {
+      with_bool(variant.coupled_decay,
+                [&](auto coupled) { adam_span<amsgrad(), coupled(), decltype(storage)>(span, s); });
+    });
+  });
 }
 
-void sgd(DType dtype, MomentumMode mode, const SgdSpan& span, const SgdStepScalars& s) {
-  switch (dtype) {
-    case DType::kFloat32:
-      return sgd_typed<float>(mode, span, s);
-    case DType::kFloat64:
-      return sgd_typed<double>(mode, span, s);
-    case DType::kFloat16:
-      return sgd_typed<Half>(mode, span, s);
-    case DType::kBFloat16:
-      return sgd_typed<BFloat16>(mode, span, s);
-  }
+void sgd(DType dtype, SgdVariant variant, const SgdSpan& span, const SgdStepScalars& s) {
+  with_storage_type(dtype, [&](auto storage) {
+    with_momentum_mode(variant.mode, [&](auto mode) {
+      with_bool(variant.nesterov && variant.mode != MomentumMode::kNone, [&](auto nesterov) {
+        with_bool(variant.coupled_decay, [&](auto coupled) {
+          sgd_span<mode(), nesterov(), coupled(), decltype(storage)>(span, s);
+        });
+      });
+    });
+  });
 }
 
 }  // namespace

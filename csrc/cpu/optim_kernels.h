@@ -38,11 +38,23 @@ struct SgdStepScalars {
   ops::SgdScalars<double> f64;
 };
 
+// The compile-time options of a loop (see [note: options without branches]
+// in ops/adam.h); every combination is instantiated for every dtype.
+struct AdamVariant {
+  bool amsgrad;
+  bool coupled_decay;
+};
+struct SgdVariant {
+  ops::MomentumMode mode;
+  bool nesterov;
+  bool coupled_decay;
+};
+
 struct OptimKernels {
   const char* isa;
-  void (*adam)(ops::DType dtype, bool amsgrad, const AdamSpan& span, const AdamStepScalars& s);
-  void (*sgd)(ops::DType dtype, ops::MomentumMode mode, const SgdSpan& span,
-              const SgdStepScalars& s);
+  void (*adam)(ops::DType dtype, AdamVariant variant, const AdamSpan& span,
+               const AdamStepScalars& s);
+  void (*sgd)(ops::DType dtype, SgdVariant variant, const SgdSpan& span, const SgdStepScalars& s);
 };
 
 const OptimKernels& optim_kernels_baseline();

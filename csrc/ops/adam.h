@@ -15,21 +15,25 @@
 
 namespace fusedoptim::ops {
 
+// [note: options without branches] Options that a neutral value switches
+// off exactly are not branched on: maximize multiplies by +-1, decoupled
+// decay by 1, and the L1 step with threshold 0 is the identity, all bit-exact.
+// Options that change which values flow (coupled decay, amsgrad) are template
+// parameters. Runtime flags inside the loop stop gcc from vectorizing it.
 template <typename M>
 struct AdamScalars {
+  M grad_unscale;  // 1 / GradScaler scale (as torch rounds it); else 1
+  M grad_clip;     // max_grad_norm clip coefficient; else 1
   M grad_sign;     // -1 with maximize=True
   M weight_decay;  // coupled L2 (Adam): g += weight_decay * p
-  M decay_factor;  // decoupled (AdamW): p *= 1 - lr * weight_decay
+  M decay_factor;  // decoupled (AdamW): p *= 1 - lr * weight_decay; else 1
   M lerp_weight;   // 1 - beta1
   M beta2;
   M one_minus_beta2;
   M bias_correction2_sqrt;  // sqrt(1 - beta2^t)
   M eps;
   M neg_step_size;  // -lr / (1 - beta1^t)
-  M l1_threshold;   // lr * l1
-  bool coupled_decay;
-  bool decoupled_decay;
-  bool l1;
+  M l1_threshold;   // lr * l1; 0 disables
 };
 
 // torch.lerp: self + w * (end - self) for |w| < 0.5, else
@@ -44,13 +48,16 @@ FUSEDOPTIM_HOST_DEVICE M torch_lerp(M self, M end, M weight) {
   return base + coeff * (end - self);
 }
 
-// One element. `max_exp_avg_sq` is used only when kAmsgrad.
-template <bool kAmsgrad, typename M>
+// One element. `max_exp_avg_sq` is used only when kAmsgrad; kCoupledDecay is
+// Adam's L2 term (weight_decay != 0 and not decoupled).
+template <bool kAmsgrad, bool kCoupledDecay, typename M>
 FUSEDOPTIM_HOST_DEVICE void adam_update(M& param, M grad, M& exp_avg, M& exp_avg_sq,
                                         M& max_exp_avg_sq, const AdamScalars<M>& s) {
+  grad = grad * s.grad_unscale;  // scaler.unscale_(), clip_grad_norm_(), -grad: in torch's order
+  grad = grad * s.grad_clip;
   grad = grad * s.grad_sign;
-  if (s.decoupled_decay) param = param * s.decay_factor;
-  if (s.coupled_decay) grad = grad + s.weight_decay * param;
+  param = param * s.decay_factor;
+  if (kCoupledDecay) grad = grad + s.weight_decay * param;
   exp_avg = torch_lerp(exp_avg, grad, s.lerp_weight);
   exp_avg_sq = exp_avg_sq * s.beta2;
   exp_avg_sq = exp_avg_sq + s.one_minus_beta2 * grad * grad;
@@ -61,7 +68,7 @@ FUSEDOPTIM_HOST_DEVICE void adam_update(M& param, M grad, M& exp_avg, M& exp_avg
   }
   const M denom = math_sqrt(second_moment) / s.bias_correction2_sqrt + s.eps;
   param = param + s.neg_step_size * (exp_avg / denom);
-  if (s.l1) param = l1_proximal(param, s.l1_threshold);
+  param = l1_proximal(param, s.l1_threshold);
 }
 
 // Group hyperparameters as Python gives them (double), and the host-side step
@@ -71,6 +78,9 @@ FUSEDOPTIM_HOST_DEVICE void adam_update(M& param, M grad, M& exp_avg, M& exp_avg
 struct AdamHyper {
   double lr, beta1, beta2, eps, weight_decay, l1;
   bool decoupled_weight_decay, amsgrad, maximize;
+  double grad_unscale = 1.0, grad_clip = 1.0;
+
+  bool coupled_decay() const { return weight_decay != 0.0 && !decoupled_weight_decay; }
 };
 
 template <typename M>
@@ -79,9 +89,11 @@ AdamScalars<M> adam_scalars(const AdamHyper& h, double step) {
   const double bias_correction2 = 1.0 - std::pow(h.beta2, step);
   const double step_size = h.lr / bias_correction1;
   AdamScalars<M> s;
+  s.grad_unscale = M(h.grad_unscale);
+  s.grad_clip = M(h.grad_clip);
   s.grad_sign = h.maximize ? M(-1) : M(1);
   s.weight_decay = M(h.weight_decay);
-  s.decay_factor = M(1.0 - h.lr * h.weight_decay);
+  s.decay_factor = h.decoupled_weight_decay ? M(1.0 - h.lr * h.weight_decay) : M(1);
   s.lerp_weight = M(1.0 - h.beta1);
   s.beta2 = M(h.beta2);
   s.one_minus_beta2 = M(1.0 - h.beta2);
@@ -89,9 +101,6 @@ AdamScalars<M> adam_scalars(const AdamHyper& h, double step) {
   s.eps = M(h.eps);
   s.neg_step_size = M(-step_size);
   s.l1_threshold = M(h.lr * h.l1);
-  s.coupled_decay = h.weight_decay != 0.0 && !h.decoupled_weight_decay;
-  s.decoupled_decay = h.weight_decay != 0.0 && h.decoupled_weight_decay;
-  s.l1 = h.l1 != 0.0;
   return s;
 }
 

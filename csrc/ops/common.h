@@ -25,7 +25,8 @@ FUSEDOPTIM_HOST_DEVICE double math_copysign(double x, double s) { return copysig
 // max_exp_avg_sq exactly as it does in torch.optim.Adam(amsgrad=True).
 template <typename M>
 FUSEDOPTIM_HOST_DEVICE M nan_propagating_max(M a, M b) {
-  return (a != a || a > b) ? a : b;
+  const M larger = a > b ? a : b;
+  return a != a ? a : larger;
 }
 
 }  // namespace fusedoptim::ops

@@ -8,17 +8,18 @@
 
 namespace fusedoptim::ops {
 
+// Options as in ops/adam.h: neutral values where that is exact, template
+// parameters (momentum mode, nesterov, coupled decay) where the data flow changes.
 template <typename M>
 struct SgdScalars {
+  M grad_unscale;  // 1 / GradScaler scale (as torch rounds it); else 1
+  M grad_clip;     // max_grad_norm clip coefficient; else 1
   M grad_sign;     // -1 with maximize=True
   M weight_decay;  // coupled L2: g += weight_decay * p
   M momentum;
   M one_minus_dampening;
   M neg_lr;
-  M l1_threshold;  // lr * l1
-  bool coupled_decay;
-  bool nesterov;
-  bool l1;
+  M l1_threshold;  // lr * l1; 0 disables
 };
 
 // Which momentum-buffer stream an update reads.
@@ -28,11 +29,13 @@ enum class MomentumMode : int {
   kUpdate = 2,     // buf = momentum * buf + (1 - dampening) * g
 };
 
-template <MomentumMode kMode, typename M>
+template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, typename M>
 FUSEDOPTIM_HOST_DEVICE void sgd_update(M& param, M grad, M& momentum_buffer,
                                        const SgdScalars<M>& s) {
+  grad = grad * s.grad_unscale;  // scaler.unscale_(), clip_grad_norm_(), -grad: in torch's order
+  grad = grad * s.grad_clip;
   grad = grad * s.grad_sign;
-  if (s.coupled_decay) grad = grad + s.weight_decay * param;
+  if (kCoupledDecay) grad = grad + s.weight_decay * param;
   if (kMode != MomentumMode::kNone) {
     if (kMode == MomentumMode::kFirstStep) {
       momentum_buffer = grad;
@@ -40,29 +43,31 @@ FUSEDOPTIM_HOST_DEVICE void sgd_update(M& param, M grad, M& momentum_buffer,
       momentum_buffer = momentum_buffer * s.momentum;
       momentum_buffer = momentum_buffer + s.one_minus_dampening * grad;
     }
-    grad = s.nesterov ? grad + s.momentum * momentum_buffer : momentum_buffer;
+    grad = kNesterov ? grad + s.momentum * momentum_buffer : momentum_buffer;
   }
   param = param + s.neg_lr * grad;
-  if (s.l1) param = l1_proximal(param, s.l1_threshold);
+  param = l1_proximal(param, s.l1_threshold);
 }
 
 struct SgdHyper {
   double lr, momentum, dampening, weight_decay, l1;
   bool nesterov, maximize;
+  double grad_unscale = 1.0, grad_clip = 1.0;
+
+  bool coupled_decay() const { return weight_decay != 0.0; }
 };
 
 template <typename M>
 SgdScalars<M> sgd_scalars(const SgdHyper& h) {
   SgdScalars<M> s;
+  s.grad_unscale = M(h.grad_unscale);
+  s.grad_clip = M(h.grad_clip);
   s.grad_sign = h.maximize ? M(-1) : M(1);
   s.weight_decay = M(h.weight_decay);
   s.momentum = M(h.momentum);
   s.one_minus_dampening = M(1.0 - h.dampening);
   s.neg_lr = M(-h.lr);
   s.l1_threshold = M(h.lr * h.l1);
-  s.coupled_decay = h.weight_decay != 0.0;
-  s.nesterov = h.nesterov;
-  s.l1 = h.l1 != 0.0;
   return s;
 }
 

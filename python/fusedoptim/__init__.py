@@ -5,11 +5,12 @@ updates every parameter of a group in one fused call, on CPU or CUDA, with
 torch.optim's results and state_dict layout.
 """
 
-from fusedoptim import functional, metrics
+from fusedoptim import functional, metrics, penalties
 from fusedoptim._backend import set_num_threads
 from fusedoptim._info import info
 from fusedoptim.early_stopping import EarlyStopping
 from fusedoptim.optim import SGD, Adam, AdamW
+from fusedoptim.penalties import clip_grad_norm_
 
 __version__ = info()["version"]
 
@@ -18,8 +19,10 @@ __all__ = [
     "Adam",
     "AdamW",
     "EarlyStopping",
+    "clip_grad_norm_",
     "functional",
     "metrics",
+    "penalties",
     "info",
     "set_num_threads",
     "__version__",

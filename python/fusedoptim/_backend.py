@@ -11,6 +11,7 @@ own beyond what it needs to extract addresses: callers validate first (see
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -70,25 +71,81 @@ def resolve_num_threads(requested: int | None = None) -> int:
     return _num_threads if _num_threads is not None else torch.get_num_threads()
 
 
-def device_and_stream(x: Array) -> tuple[int, int]:
-    """(-1, 0) for host memory; (cuda index, current stream handle) for CUDA."""
+def device_index(x: Array) -> int:
+    """-1 for host memory (CPU tensors, numpy arrays), else the CUDA device index."""
     if isinstance(x, torch.Tensor) and x.device.type == "cuda":
-        index = x.device.index if x.device.index is not None else torch.cuda.current_device()
-        return index, torch.cuda.current_stream(index).cuda_stream
-    return -1, 0
+        return x.device.index if x.device.index is not None else torch.cuda.current_device()
+    return -1
+
+
+def cuda_stream(device: int) -> int:
+    """The handle of torch's current stream on ``device`` (0 for the CPU)."""
+    return torch.cuda.current_stream(device).cuda_stream if device >= 0 else 0
 
 
 def cuda_compiled() -> bool:
     return bool(_C.build_info()["cuda_compiled"])
 
 
+@dataclass
+class AdamAddresses:
+    """A fused Adam call's tensors except the grads, as the kernel sees them.
+
+    The optimizers keep these across steps (see optim/_plan.py); the grads,
+    which autograd re-creates every step, are passed separately.
+    """
+
+    dtype: int
+    device: int
+    numels: list[int]
+    params: list[int]
+    exp_avgs: list[int]
+    exp_avg_sqs: list[int]
+    max_exp_avg_sqs: list[int]  # empty unless amsgrad
+    steps: list[int]
+    step_dtype: int
+
+    @classmethod
+    def of(cls, params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps) -> AdamAddresses:
+        return cls(
+            dtype=dtype_code(params[0]),
+            device=device_index(params[0]),
+            numels=[_numel(p) for p in params],
+            params=addresses(params),
+            exp_avgs=addresses(exp_avgs),
+            exp_avg_sqs=addresses(exp_avg_sqs),
+            max_exp_avg_sqs=addresses(max_exp_avg_sqs),
+            steps=addresses(steps),
+            step_dtype=step_dtype_code(steps[0]),
+        )
+
+
+@dataclass
+class SgdAddresses:
+    """A fused SGD call's tensors except the grads (see AdamAddresses)."""
+
+    dtype: int
+    device: int
+    numels: list[int]
+    params: list[int]
+    momentum_buffers: list[int]  # empty when momentum == 0
+    new_buffers: list[bool]  # buffers this step creates; all False after it
+
+    @classmethod
+    def of(cls, params, momentum_buffers, new_buffers) -> SgdAddresses:
+        return cls(
+            dtype=dtype_code(params[0]),
+            device=device_index(params[0]),
+            numels=[_numel(p) for p in params],
+            params=addresses(params),
+            momentum_buffers=addresses(momentum_buffers),
+            new_buffers=list(new_buffers) if momentum_buffers else [],
+        )
+
+
 def adam_step(
-    params: Sequence[Array],
-    grads: Sequence[Array],
-    exp_avgs: Sequence[Array],
-    exp_avg_sqs: Sequence[Array],
-    max_exp_avg_sqs: Sequence[Array],
-    steps: Sequence[Array],
+    batch: AdamAddresses,
+    grads: list[int],
     *,
     lr: float,
     beta1: float,
@@ -99,22 +156,25 @@ def adam_step(
     decoupled_weight_decay: bool,
     amsgrad: bool,
     maximize: bool,
+    grad_unscale: float = 1.0,
+    grad_clip: float = 1.0,
     num_threads: int | None = None,
 ) -> None:
-    """One fused Adam/AdamW step over validated, same-dtype, same-device tensors."""
-    if not params:
-        return
-    device, stream = device_and_stream(params[0])
+    """One fused Adam/AdamW step; ``grads`` are the grads' addresses, in batch order.
+
+    Each grad is multiplied by ``grad_unscale`` (1 / GradScaler scale) and then
+    by ``grad_clip`` (the max_grad_norm coefficient) inside the kernel.
+    """
     _C.adam_step(
-        dtype=dtype_code(params[0]),
-        numels=[_numel(p) for p in params],
-        params=addresses(params),
-        grads=addresses(grads),
-        exp_avgs=addresses(exp_avgs),
-        exp_avg_sqs=addresses(exp_avg_sqs),
-        max_exp_avg_sqs=addresses(max_exp_avg_sqs) if amsgrad else [],
-        steps=addresses(steps),
-        step_dtype=step_dtype_code(steps[0]),
+        dtype=batch.dtype,
+        numels=batch.numels,
+        params=batch.params,
+        grads=grads,
+        exp_avgs=batch.exp_avgs,
+        exp_avg_sqs=batch.exp_avg_sqs,
+        max_exp_avg_sqs=batch.max_exp_avg_sqs if amsgrad else [],
+        steps=batch.steps,
+        step_dtype=batch.step_dtype,
         lr=lr,
         beta1=beta1,
         beta2=beta2,
@@ -124,17 +184,17 @@ def adam_step(
         decoupled_weight_decay=decoupled_weight_decay,
         amsgrad=amsgrad,
         maximize=maximize,
+        grad_unscale=grad_unscale,
+        grad_clip=grad_clip,
         num_threads=resolve_num_threads(num_threads),
-        device=device,
-        stream=stream,
+        device=batch.device,
+        stream=cuda_stream(batch.device),
     )
 
 
 def sgd_step(
-    params: Sequence[Array],
-    grads: Sequence[Array],
-    momentum_buffers: Sequence[Array],
-    new_buffers: Sequence[bool],
+    batch: SgdAddresses,
+    grads: list[int],
     *,
     lr: float,
     momentum: float,
@@ -143,19 +203,18 @@ def sgd_step(
     l1: float,
     nesterov: bool,
     maximize: bool,
+    grad_unscale: float = 1.0,
+    grad_clip: float = 1.0,
     num_threads: int | None = None,
 ) -> None:
-    """One fused SGD step; ``new_buffers[i]`` marks buffers created this step."""
-    if not params:
-        return
-    device, stream = device_and_stream(params[0])
+    """One fused SGD step; ``grads`` are the grads' addresses, in batch order (see adam_step)."""
     _C.sgd_step(
-        dtype=dtype_code(params[0]),
-        numels=[_numel(p) for p in params],
-        params=addresses(params),
-        grads=addresses(grads),
-        momentum_buffers=addresses(momentum_buffers) if momentum != 0 else [],
-        new_buffers=list(new_buffers) if momentum != 0 else [],
+        dtype=batch.dtype,
+        numels=batch.numels,
+        params=batch.params,
+        grads=grads,
+        momentum_buffers=batch.momentum_buffers if momentum != 0 else [],
+        new_buffers=batch.new_buffers if momentum != 0 else [],
         lr=lr,
         momentum=momentum,
         dampening=dampening,
@@ -163,9 +222,11 @@ def sgd_step(
         l1=l1,
         nesterov=nesterov,
         maximize=maximize,
+        grad_unscale=grad_unscale,
+        grad_clip=grad_clip,
         num_threads=resolve_num_threads(num_threads),
-        device=device,
-        stream=stream,
+        device=batch.device,
+        stream=cuda_stream(batch.device),
     )
 
 
@@ -249,6 +310,60 @@ def _confusion_matrix_add_torch(counts, y_true, y_pred, weights=None):
         source = torch.where(valid, weights.to(counts.dtype), 0)
     counts.view(-1).index_add_(0, index, source)
     return (~valid).sum()
+
+
+# ---------------------------------------------------------------------------
+# optimizer plans
+# ---------------------------------------------------------------------------
+
+
+def entries_unchanged(dicts: list[dict], keys: tuple[str, ...], expected: list[Any]) -> bool:
+    """True when every dicts[i][keys[k]] is still expected[i * len(keys) + k]."""
+    return _C.entries_unchanged(dicts, keys, expected)
+
+
+# ---------------------------------------------------------------------------
+# norms: clip_grad_norm_, the optimizers' max_grad_norm, fusedoptim.penalties
+# ---------------------------------------------------------------------------
+
+# Codes shared with csrc/ops/norms.h (enum class NormMode).
+NORM_L1 = 0
+NORM_L2 = 1
+NORM_L2_SQUARED = 2
+NORM_LP = 3
+NORM_INF = 4
+NORM_L1_AND_L2 = 5
+
+
+def norm(
+    tensors: Sequence[torch.Tensor], mode: int, p: float = 2.0, num_threads: int | None = None
+) -> tuple[float, float]:
+    """The norm of dense CPU tensors (any mix of supported dtypes) taken as one vector.
+
+    One multi-tensor reduction, summed in double. Returns (norm, second): second is
+    the L2 norm for NORM_L1_AND_L2 (norm is then the L1 norm), else 0.
+    """
+    return tuple(
+        _C.norm(
+            dtypes=[dtype_code(t) for t in tensors],
+            numels=[t.numel() for t in tensors],
+            data=addresses(tensors),
+            mode=mode,
+            p=float(p),
+            num_threads=resolve_num_threads(num_threads),
+        )
+    )
+
+
+def scale_(tensors: Sequence[torch.Tensor], coef: float, num_threads: int | None = None) -> None:
+    """tensors[i] *= coef for dense CPU tensors, rounded as torch's mul_ by a 0-dim tensor."""
+    _C.scale_(
+        dtypes=[dtype_code(t) for t in tensors],
+        numels=[t.numel() for t in tensors],
+        data=addresses(tensors),
+        coef=float(coef),
+        num_threads=resolve_num_threads(num_threads),
+    )
 
 
 # ---------------------------------------------------------------------------

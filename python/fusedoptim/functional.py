@@ -57,13 +57,14 @@ def adam(
         _validation.check_tensors(label, p, companions)
         _validation.check_step_counter(state_steps[i], label)
     _check_uniform(params, [s for s in state_steps])
+    if not params:
+        return
+    batch = _backend.AdamAddresses.of(
+        params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs if amsgrad else [], state_steps
+    )
     _backend.adam_step(
-        params,
-        grads,
-        exp_avgs,
-        exp_avg_sqs,
-        max_exp_avg_sqs if amsgrad else [],
-        state_steps,
+        batch,
+        _backend.addresses(grads),
         lr=float(lr),
         beta1=float(beta1),
         beta2=float(beta2),
@@ -138,11 +139,14 @@ def sgd(
             if momentum_buffer_list[i] is None:
                 momentum_buffer_list[i] = _empty_like(p)
                 new_buffers[i] = True
+    if not params:
+        return
+    batch = _backend.SgdAddresses.of(
+        params, momentum_buffer_list if momentum != 0 else [], new_buffers
+    )
     _backend.sgd_step(
-        params,
-        grads,
-        momentum_buffer_list if momentum != 0 else [],
-        new_buffers,
+        batch,
+        _backend.addresses(grads),
         lr=float(lr),
         momentum=float(momentum),
         dampening=float(dampening),

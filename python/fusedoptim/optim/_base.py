@@ -1,9 +1,11 @@
 """What SGD, Adam and AdamW share: the two-phase fused step.
 
-Phase 1 walks every param group, collects the params that have a gradient and
-checks them with their state (``_collect``). Phase 2 creates missing state and
-runs one fused call per group and dtype (``_apply``). Nothing is written
-before every group has passed phase 1, so a refused step loses nothing.
+Phase 1 walks every param group and either confirms the group's cached plan
+(``_plan.GroupPlan.current_grads``, the fast path) or collects the params
+that have a grad and checks them with their state (``_collect``, the slow
+path, which raises on bad input). Phase 2 creates missing state, builds the
+plan and runs one fused call per group and dtype. Nothing is written before
+every group has passed phase 1, so a refused step loses nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
-from fusedoptim import _validation
+from fusedoptim import _backend, _validation
+from fusedoptim.optim._dtensor import local_tensor
+from fusedoptim.optim._plan import Batch, GroupPlan, versioned
+
+__all__ = ["Batch", "FusedOptimizer"]
 
 
 class FusedOptimizer(Optimizer):
@@ -22,7 +28,7 @@ class FusedOptimizer(Optimizer):
 
     # Keys that fusedoptim adds to torch's param group layout, with defaults
     # for state dicts saved by torch.optim or by older fusedoptim versions.
-    _extra_group_defaults: dict[str, Any] = {"l1": 0.0}
+    _extra_group_defaults: dict[str, Any] = {"l1": 0.0, "max_grad_norm": None}
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         if defaults.get("capturable"):
@@ -36,6 +42,11 @@ class FusedOptimizer(Optimizer):
                 "the fused step is not part of the autograd graph"
             )
         super().__init__(params, defaults)
+        self.state = versioned(self.state)
+        self._plans: dict[int, GroupPlan] = {}
+        # torch.amp.GradScaler then hands us `grad_scale` and `found_inf` instead
+        # of unscaling the grads in a separate pass (see _grad_scaling).
+        self._step_supports_amp_scaling = True
 
     # torch's step hooks wrap `type(self).step` once per class (see
     # Optimizer._patch_step_function); subclasses must not override `step`,
@@ -52,20 +63,132 @@ class FusedOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        work = [self._collect(index, group) for index, group in enumerate(self.param_groups)]
-        for group, items in zip(self.param_groups, work):
-            if items:
-                self._apply(group, items)
+        work = [self._prepare(index, group) for index, group in enumerate(self.param_groups)]
+        grad_unscale, skip = self._grad_scaling()
+        clips = self._clip_coefficients(work, grad_unscale) if not skip else {}
+        for index, (group, prepared) in enumerate(zip(self.param_groups, work)):
+            if prepared is not None:
+                scaling = {"grad_unscale": grad_unscale, "grad_clip": clips.get(index, 1.0)}
+                self._run(index, group, *prepared, scaling=scaling, launch=not skip)
         return loss
+
+    def _grad_scaling(self) -> tuple[float, bool]:
+        """(1 / scale, skip) from torch.amp.GradScaler's ``grad_scale`` / ``found_inf``.
+
+        [note: GradScaler] GradScaler.step() sets these attributes on optimizers
+        with ``_step_supports_amp_scaling``. The kernel multiplies each grad by
+        1 / scale rounded to float32 exactly as ``GradScaler.unscale_`` rounds
+        it, so results equal torch.optim with the same scaler. A step with
+        inf/NaN grads changes no param, no state value and no step count; it
+        reads ``found_inf`` on the host, which on CUDA waits for the GPU once
+        per step (as torch.optim's own non-fused GradScaler path does).
+        """
+        found_inf = getattr(self, "found_inf", None)
+        grad_scale = getattr(self, "grad_scale", None)
+        skip = found_inf is not None and float(found_inf) != 0.0
+        if grad_scale is None:
+            return 1.0, skip
+        inv = torch.tensor(1.0 / float(grad_scale), dtype=torch.float64).float()
+        return float(inv), skip
+
+    def _clip_coefficients(self, work: list, grad_unscale: float) -> dict[int, float]:
+        """max_grad_norm: one norm over the grads of every group that sets it.
+
+        As ``torch.nn.utils.clip_grad_norm_(params, max_norm)`` over those
+        params: coefficient min(1, max_norm / (total_norm + 1e-6)) in float32.
+        The norm is read before any write and applied inside the kernel, so
+        clipping costs one read pass and no write pass.
+        """
+        indices = [
+            index
+            for index, group in enumerate(self.param_groups)
+            if group.get("max_grad_norm") is not None and work[index] is not None
+        ]
+        if not indices:
+            return {}
+        grads = [g for index in indices for g in _grads_of(work[index])]
+        total = _total_norm(grads) * grad_unscale
+        coefficients = {}
+        for index in indices:
+            max_norm = float(self.param_groups[index]["max_grad_norm"])
+            coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+            coefficients[index] = float(coef)
+        return coefficients
+
+    def _prepare(self, index: int, group: dict[str, Any]) -> tuple | None:
+        """Phase 1: (plan, grads) on the fast path, (None, items) on the slow path."""
+        check_group_hyperparameters(type(self).__name__, index, group, self._hyperparameter_keys)
+        plan = self._plans.get(index)
+        if plan is not None:
+            grads = plan.current_grads(group, self._structure(group), self.state)
+            if grads is not None:
+                return plan, grads
+        items = self._collect(index, group)
+        return (None, items) if items else None
+
+    def _run(
+        self,
+        index: int,
+        group: dict[str, Any],
+        plan: GroupPlan | None,
+        payload: list,
+        *,
+        scaling: dict[str, float],
+        launch: bool,
+    ) -> None:
+        """Phase 2: create state and a plan on the slow path, then launch."""
+        if plan is None:
+            items = payload
+            self._create_state(group, items)
+            params = [item.param for item in items]
+            batches = self._batches(group, items)
+            plan = GroupPlan.build(
+                group, self._structure(group), params, self.state, self._state_keys(group)
+            )
+            if plan is None:
+                self._plans.pop(index, None)
+            else:
+                plan.batches = batches
+                self._plans[index] = plan
+            grads = [real_view(item.grad) for item in items]
+            hyper = {**self._hyperparameters(group), **scaling}
+            for batch in batches if launch else ():
+                self._launch(batch, _backend.addresses([grads[i] for i in batch.positions]), hyper)
+            return
+        hyper = {**self._hyperparameters(group), **scaling}
+        for batch in plan.batches if launch else ():
+            self._launch(batch, plan.grad_addresses(payload, batch), hyper)
+
+    # What each optimizer defines.
+    _hyperparameter_keys: tuple[str, ...] = ()  # must be finite numbers at every step
+
+    def _structure(self, group: dict[str, Any]) -> tuple:
+        """The group options that shape the state and the kernel variant."""
+        raise NotImplementedError
+
+    def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """The per-param state entries the kernel reads (checked by identity each step)."""
+        raise NotImplementedError
 
     def _collect(self, group_index: int, group: dict[str, Any]) -> list[Any]:
         raise NotImplementedError
 
-    def _apply(self, group: dict[str, Any], items: list[Any]) -> None:
+    def _create_state(self, group: dict[str, Any], items: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _batches(self, group: dict[str, Any], items: list[Any]) -> list[Batch]:
+        raise NotImplementedError
+
+    def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _launch(self, batch: Batch, grads: list[int], hyper: dict[str, Any]) -> None:
         raise NotImplementedError
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self.state = versioned(self.state)
+        self._plans = {}
         for group in self.param_groups:
             for key, value in self._extra_group_defaults.items():
                 group.setdefault(key, value)
@@ -85,6 +208,20 @@ class FusedOptimizer(Optimizer):
                     saved.setdefault(key, value)
         state_dict["param_groups"] = saved_groups
         super().load_state_dict(state_dict)
+
+
+def _grads_of(prepared: tuple) -> list[torch.Tensor]:
+    plan, payload = prepared
+    return payload if plan is not None else [item.grad for item in payload]
+
+
+def _total_norm(grads: list[torch.Tensor]) -> torch.Tensor:
+    """The 2-norm over all grads: one fused read pass on the CPU (fusedoptim.penalties)."""
+    from fusedoptim.penalties import global_grad_norm
+
+    total = global_grad_norm(grads, 2.0)
+    # FSDP2 grads are DTensors: the clip coefficient needs the global norm.
+    return total.full_tensor() if hasattr(total, "full_tensor") else total
 
 
 def param_labeller(optimizer: Optimizer, group_index: int, group: dict[str, Any]) -> Callable:
@@ -114,16 +251,19 @@ def to_float(value: Any) -> float:
 
 
 def real_view(t: torch.Tensor) -> torch.Tensor:
-    # torch.optim updates complex params through their real view; so do we.
+    # Every tensor the checks and the kernels see passes through here: the
+    # local shard of a DTensor (see _dtensor.py), and, as torch.optim updates
+    # complex params through their real view, that view.
+    t = local_tensor(t)
     return torch.view_as_real(t) if t.is_complex() else t
 
 
-def by_dtype(items: Iterable[Any], param_of: Callable[[Any], torch.Tensor]) -> dict:
-    """Groups items by the param's (real) dtype: one fused call per dtype."""
-    groups: dict[torch.dtype, list[Any]] = {}
-    for item in items:
-        groups.setdefault(real_view(param_of(item)).dtype, []).append(item)
-    return groups
+def positions_by(items: Iterable[Any], key: Callable[[Any], Any]) -> list[list[int]]:
+    """Item positions grouped by key (first-seen order): one fused call per group."""
+    groups: dict[Any, list[int]] = {}
+    for position, item in enumerate(items):
+        groups.setdefault(key(item), []).append(position)
+    return list(groups.values())
 
 
 def check_group_hyperparameters(kind: str, group_index: int, group: dict, keys: tuple) -> None:

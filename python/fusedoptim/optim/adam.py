@@ -10,13 +10,13 @@ from torch.optim.optimizer import _get_scalar_dtype, _to_scalar
 
 from fusedoptim import _backend
 from fusedoptim.optim._base import (
+    Batch,
     FusedOptimizer,
-    by_dtype,
-    check_group_hyperparameters,
     check_single_device,
     check_step_counter,
     check_tensors,
     param_labeller,
+    positions_by,
     real_view,
     to_float,
     validate_common,
@@ -49,6 +49,10 @@ class Adam(FusedOptimizer):
         l1 (float): fusedoptim only. After the update, the decoupled proximal step
             ``p <- sign(p) * max(|p| - lr * l1, 0)``, which produces exact zeros
             (default: 0).
+        max_grad_norm (float, optional): fusedoptim only. Clip the gradients as
+            ``torch.nn.utils.clip_grad_norm_(params, max_grad_norm)`` would, over
+            the params of every group that sets it, inside the step (one extra
+            read pass for the norm, no extra write pass; default: None).
         decoupled_weight_decay (bool): True makes this AdamW (default: False).
         foreach, fused: accepted for drop-in compatibility; no effect (the step is
             always fused).
@@ -71,6 +75,7 @@ class Adam(FusedOptimizer):
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
         l1: float = 0.0,
+        max_grad_norm: float | None = None,
     ) -> None:
         # torch.optim.Adam's checks and messages, in torch's order.
         if isinstance(lr, Tensor) and lr.numel() != 1:
@@ -95,6 +100,8 @@ class Adam(FusedOptimizer):
                 raise ValueError(f"Tensor betas[{index}] must be 1-element")
         if not 0.0 <= l1:
             raise ValueError(f"Invalid l1 value: {l1}")
+        if max_grad_norm is not None and not max_grad_norm > 0.0:
+            raise ValueError(f"Invalid max_grad_norm value: {max_grad_norm}")
         defaults = {
             "lr": lr,
             "betas": tuple(map(_to_scalar, betas)),
@@ -108,6 +115,7 @@ class Adam(FusedOptimizer):
             "fused": fused,
             "decoupled_weight_decay": decoupled_weight_decay,
             "l1": l1,
+            "max_grad_norm": max_grad_norm,
         }
         super().__init__(params, defaults)
 
@@ -127,9 +135,6 @@ class Adam(FusedOptimizer):
                     p_state["step"] = _host_step_counter(p_state["step"])
 
     def _collect(self, group_index: int, group: dict[str, Any]) -> list[_Item]:
-        check_group_hyperparameters(
-            type(self).__name__, group_index, group, ("lr", "betas", "eps", "weight_decay", "l1")
-        )
         label = param_labeller(self, group_index, group)
         amsgrad = group["amsgrad"]
         items: list[_Item] = []
@@ -159,11 +164,43 @@ class Adam(FusedOptimizer):
             items.append(_Item(p, grad, state))
         return items
 
-    def _apply(self, group: dict[str, Any], items: list[_Item]) -> None:
+    _hyperparameter_keys = ("lr", "betas", "eps", "weight_decay", "l1")
+
+    def _structure(self, group: dict[str, Any]) -> tuple:
+        return (bool(group["amsgrad"]),)
+
+    def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        keys = ("step", "exp_avg", "exp_avg_sq")
+        return keys + ("max_exp_avg_sq",) if group["amsgrad"] else keys
+
+    def _create_state(self, group: dict[str, Any], items: list[_Item]) -> None:
+        for item in items:
+            self._state_for(item.param, group["amsgrad"])
+
+    def _batches(self, group: dict[str, Any], items: list[_Item]) -> list[Batch]:
         amsgrad = group["amsgrad"]
-        states = [self._state_for(item.param, amsgrad) for item in items]
+        states = [self.state[item.param] for item in items]
+
+        def key(position: int) -> tuple:
+            return real_view(items[position].param).dtype, states[position]["step"].dtype
+
+        batches = []
+        for positions in positions_by(range(len(items)), key):
+            params = [real_view(items[i].param) for i in positions]
+            chosen = [states[i] for i in positions]
+            addresses = _backend.AdamAddresses.of(
+                params,
+                [real_view(s["exp_avg"]) for s in chosen],
+                [real_view(s["exp_avg_sq"]) for s in chosen],
+                [real_view(s["max_exp_avg_sq"]) for s in chosen] if amsgrad else [],
+                [s["step"] for s in chosen],
+            )
+            batches.append(Batch(positions, addresses))
+        return batches
+
+    def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
         beta1, beta2 = group["betas"]
-        hyper = {
+        return {
             "lr": to_float(group["lr"]),
             "beta1": to_float(beta1),
             "beta2": to_float(beta2),
@@ -171,21 +208,12 @@ class Adam(FusedOptimizer):
             "weight_decay": to_float(group["weight_decay"]),
             "l1": float(group["l1"]),
             "decoupled_weight_decay": bool(group["decoupled_weight_decay"]),
-            "amsgrad": bool(amsgrad),
+            "amsgrad": bool(group["amsgrad"]),
             "maximize": bool(group["maximize"]),
         }
-        pairs = list(zip(items, states))
-        for same_dtype in by_dtype(pairs, lambda pair: pair[0].param).values():
-            for batch in _by_step_dtype(same_dtype).values():
-                _backend.adam_step(
-                    [real_view(item.param) for item, _ in batch],
-                    [real_view(item.grad) for item, _ in batch],
-                    [real_view(s["exp_avg"]) for _, s in batch],
-                    [real_view(s["exp_avg_sq"]) for _, s in batch],
-                    [real_view(s["max_exp_avg_sq"]) for _, s in batch] if amsgrad else [],
-                    [s["step"] for _, s in batch],
-                    **hyper,
-                )
+
+    def _launch(self, batch: Batch, grads: list[int], hyper: dict[str, Any]) -> None:
+        _backend.adam_step(batch.addresses, grads, **hyper)
 
     def _state_for(self, p: Tensor, amsgrad: bool) -> dict[str, Any]:
         state = self.state[p]
@@ -223,6 +251,7 @@ class AdamW(Adam):
         differentiable: bool = False,
         fused: bool | None = None,
         l1: float = 0.0,
+        max_grad_norm: float | None = None,
     ) -> None:
         super().__init__(
             params,
@@ -238,6 +267,7 @@ class AdamW(Adam):
             fused=fused,
             decoupled_weight_decay=True,
             l1=l1,
+            max_grad_norm=max_grad_norm,
         )
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -258,10 +288,3 @@ def _host_step_counter(step: Any) -> Tensor:
     if step.device.type != "cpu" or step.dtype not in (torch.float32, torch.float64):
         return step.detach().to(device="cpu", dtype=_get_scalar_dtype()).reshape(())
     return step
-
-
-def _by_step_dtype(pairs: list) -> dict:
-    groups: dict[torch.dtype, list] = {}
-    for pair in pairs:
-        groups.setdefault(pair[1]["step"].dtype, []).append(pair)
-    return groups

@@ -9,12 +9,12 @@ from torch import Tensor
 
 from fusedoptim import _backend
 from fusedoptim.optim._base import (
+    Batch,
     FusedOptimizer,
-    by_dtype,
-    check_group_hyperparameters,
     check_single_device,
     check_tensors,
     param_labeller,
+    positions_by,
     real_view,
     to_float,
     validate_common,
@@ -45,6 +45,10 @@ class SGD(FusedOptimizer):
         l1 (float): fusedoptim only. After the update, the decoupled proximal step
             ``p <- sign(p) * max(|p| - lr * l1, 0)``, which produces exact zeros
             (default: 0).
+        max_grad_norm (float, optional): fusedoptim only. Clip the gradients as
+            ``torch.nn.utils.clip_grad_norm_(params, max_grad_norm)`` would, over
+            the params of every group that sets it, inside the step (one extra
+            read pass for the norm, no extra write pass; default: None).
         foreach, fused: accepted for drop-in compatibility; no effect.
         differentiable: not supported; True raises ``ValueError``.
     """
@@ -63,6 +67,7 @@ class SGD(FusedOptimizer):
         differentiable: bool = False,
         fused: bool | None = None,
         l1: float = 0.0,
+        max_grad_norm: float | None = None,
     ) -> None:
         # torch.optim.SGD's checks and messages, in torch's order.
         if isinstance(lr, Tensor) and lr.numel() != 1:
@@ -75,6 +80,8 @@ class SGD(FusedOptimizer):
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         if not 0.0 <= l1:
             raise ValueError(f"Invalid l1 value: {l1}")
+        if max_grad_norm is not None and not max_grad_norm > 0.0:
+            raise ValueError(f"Invalid max_grad_norm value: {max_grad_norm}")
         defaults = {
             "lr": lr,
             "momentum": momentum,
@@ -86,6 +93,7 @@ class SGD(FusedOptimizer):
             "differentiable": differentiable,
             "fused": fused,
             "l1": l1,
+            "max_grad_norm": max_grad_norm,
         }
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
@@ -101,12 +109,6 @@ class SGD(FusedOptimizer):
             group.setdefault("fused", False)
 
     def _collect(self, group_index: int, group: dict[str, Any]) -> list[_Item]:
-        check_group_hyperparameters(
-            type(self).__name__,
-            group_index,
-            group,
-            ("lr", "momentum", "dampening", "weight_decay", "l1"),
-        )
         label = param_labeller(self, group_index, group)
         has_momentum = group["momentum"] != 0
         items: list[_Item] = []
@@ -130,34 +132,56 @@ class SGD(FusedOptimizer):
             items.append(_Item(p, grad, buffer))
         return items
 
-    def _apply(self, group: dict[str, Any], items: list[_Item]) -> None:
-        momentum = to_float(group["momentum"])
-        buffers: list[Tensor | None] = []
-        new_buffers: list[bool] = []
+    _hyperparameter_keys = ("lr", "momentum", "dampening", "weight_decay", "l1")
+
+    def _structure(self, group: dict[str, Any]) -> tuple:
+        return (group["momentum"] != 0,)
+
+    def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
+        # Without momentum there is no state at all (as in torch.optim.SGD).
+        return ("momentum_buffer",) if group["momentum"] != 0 else ()
+
+    def _create_state(self, group: dict[str, Any], items: list[_Item]) -> None:
+        if group["momentum"] == 0:
+            return
         for item in items:
-            buffer = item.buffer
-            if momentum != 0 and buffer is None:
+            if item.buffer is None:
                 # Filled by the kernel: torch starts the buffer as a copy of the
                 # (decayed) gradient, which is exactly what the first step writes.
-                buffer = torch.empty_like(item.param, memory_format=torch.preserve_format)
-                self.state[item.param]["momentum_buffer"] = buffer
-            buffers.append(buffer)
-            new_buffers.append(item.buffer is None)
-        hyper = {
+                self.state[item.param]["momentum_buffer"] = torch.empty_like(
+                    item.param, memory_format=torch.preserve_format
+                )
+
+    def _batches(self, group: dict[str, Any], items: list[_Item]) -> list[Batch]:
+        has_momentum = group["momentum"] != 0
+        batches = []
+        for positions in positions_by(range(len(items)), lambda i: real_view(items[i].param).dtype):
+            chosen = [items[i] for i in positions]
+            buffers = (
+                [real_view(self.state[item.param]["momentum_buffer"]) for item in chosen]
+                if has_momentum
+                else []
+            )
+            addresses = _backend.SgdAddresses.of(
+                [real_view(item.param) for item in chosen],
+                buffers,
+                [item.buffer is None for item in chosen],
+            )
+            batches.append(Batch(positions, addresses))
+        return batches
+
+    def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
+        return {
             "lr": to_float(group["lr"]),
-            "momentum": momentum,
+            "momentum": to_float(group["momentum"]),
             "dampening": to_float(group["dampening"]),
             "weight_decay": to_float(group["weight_decay"]),
             "l1": float(group["l1"]),
             "nesterov": bool(group["nesterov"]),
             "maximize": bool(group["maximize"]),
         }
-        indexed = list(zip(items, buffers, new_buffers))
-        for batch in by_dtype(indexed, lambda entry: entry[0].param).values():
-            _backend.sgd_step(
-                [real_view(item.param) for item, _, _ in batch],
-                [real_view(item.grad) for item, _, _ in batch],
-                [real_view(buffer) for _, buffer, _ in batch] if momentum != 0 else [],
-                [new for _, _, new in batch],
-                **hyper,
-            )
+
+    def _launch(self, batch: Batch, grads: list[int], hyper: dict[str, Any]) -> None:
+        _backend.sgd_step(batch.addresses, grads, **hyper)
+        # The buffers exist now: every later step updates them.
+        batch.addresses.new_buffers = [False] * len(batch.addresses.new_buffers)
