@@ -5,11 +5,14 @@
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fusedoptim native kernels (use fusedoptim._backend, not this module)";
+  // A plain attribute: reading it must not initialize CUDA (build_info() may).
+  m.attr("__version__") = FUSEDOPTIM_VERSION;
   fusedoptim::bindings::bind_optim(m);
   fusedoptim::bindings::bind_info(m);
   fusedoptim::bindings::bind_convert(m);
   fusedoptim::bindings::bind_metrics(m);
   fusedoptim::bindings::bind_state_check(m);
   fusedoptim::bindings::bind_norms(m);
+  fusedoptim::bindings::bind_cuda_testing(m);
   fusedoptim::bindings::bind_bench(m);
 }

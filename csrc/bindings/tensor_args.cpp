@@ -2,6 +2,10 @@
 
 #include <cmath>
 
+#if defined(FUSEDOPTIM_WITH_CUDA)
+#include "cuda/runtime.h"
+#endif
+
 namespace py = pybind11;
 
 namespace fusedoptim::bindings {
@@ -94,7 +98,9 @@ void check_device_supported(int device) {
         "Rebuild with nvcc on PATH: CMAKE_ARGS=\"-DFUSEDOPTIM_CUDA=ON\" pip install .");
   }
 #else
-  (void)device;
+  // Driver too old or device index out of range: refused here, before the
+  // step counters are written.
+  if (device >= 0) cuda::ensure_device_usable(device);
 #endif
 }
 

@@ -5,14 +5,14 @@ updates every parameter of a group in one fused call, on CPU or CUDA, with
 torch.optim's results and state_dict layout.
 """
 
-from fusedoptim import functional, metrics, penalties
+from fusedoptim import _backend, functional, metrics, penalties
 from fusedoptim._backend import set_num_threads
 from fusedoptim._info import info
 from fusedoptim.early_stopping import EarlyStopping
 from fusedoptim.optim import SGD, Adam, AdamW
 from fusedoptim.penalties import clip_grad_norm_
 
-__version__ = info()["version"]
+__version__ = _backend.version()
 
 __all__ = [
     "SGD",

@@ -10,6 +10,7 @@ own beyond what it needs to extract addresses: callers validate first (see
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,15 @@ def device_index(x: Array) -> int:
     if isinstance(x, torch.Tensor) and x.device.type == "cuda":
         return x.device.index if x.device.index is not None else torch.cuda.current_device()
     return -1
+
+
+def _on_device(device: int) -> Any:
+    """Make ``device`` current around a CUDA call (no-op for the CPU).
+
+    The extension also sets the device itself, but only torch's guard avoids
+    creating a context on GPU 0 for a thread that never used CUDA.
+    """
+    return torch.cuda.device(device) if device >= 0 else contextlib.nullcontext()
 
 
 def cuda_stream(device: int) -> int:
@@ -165,31 +175,32 @@ def adam_step(
     Each grad is multiplied by ``grad_unscale`` (1 / GradScaler scale) and then
     by ``grad_clip`` (the max_grad_norm coefficient) inside the kernel.
     """
-    _C.adam_step(
-        dtype=batch.dtype,
-        numels=batch.numels,
-        params=batch.params,
-        grads=grads,
-        exp_avgs=batch.exp_avgs,
-        exp_avg_sqs=batch.exp_avg_sqs,
-        max_exp_avg_sqs=batch.max_exp_avg_sqs if amsgrad else [],
-        steps=batch.steps,
-        step_dtype=batch.step_dtype,
-        lr=lr,
-        beta1=beta1,
-        beta2=beta2,
-        eps=eps,
-        weight_decay=weight_decay,
-        l1=l1,
-        decoupled_weight_decay=decoupled_weight_decay,
-        amsgrad=amsgrad,
-        maximize=maximize,
-        grad_unscale=grad_unscale,
-        grad_clip=grad_clip,
-        num_threads=resolve_num_threads(num_threads),
-        device=batch.device,
-        stream=cuda_stream(batch.device),
-    )
+    with _on_device(batch.device):
+        _C.adam_step(
+            dtype=batch.dtype,
+            numels=batch.numels,
+            params=batch.params,
+            grads=grads,
+            exp_avgs=batch.exp_avgs,
+            exp_avg_sqs=batch.exp_avg_sqs,
+            max_exp_avg_sqs=batch.max_exp_avg_sqs if amsgrad else [],
+            steps=batch.steps,
+            step_dtype=batch.step_dtype,
+            lr=lr,
+            beta1=beta1,
+            beta2=beta2,
+            eps=eps,
+            weight_decay=weight_decay,
+            l1=l1,
+            decoupled_weight_decay=decoupled_weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            grad_unscale=grad_unscale,
+            grad_clip=grad_clip,
+            num_threads=resolve_num_threads(num_threads),
+            device=batch.device,
+            stream=cuda_stream(batch.device),
+        )
 
 
 def sgd_step(
@@ -208,30 +219,35 @@ def sgd_step(
     num_threads: int | None = None,
 ) -> None:
     """One fused SGD step; ``grads`` are the grads' addresses, in batch order (see adam_step)."""
-    _C.sgd_step(
-        dtype=batch.dtype,
-        numels=batch.numels,
-        params=batch.params,
-        grads=grads,
-        momentum_buffers=batch.momentum_buffers if momentum != 0 else [],
-        new_buffers=batch.new_buffers if momentum != 0 else [],
-        lr=lr,
-        momentum=momentum,
-        dampening=dampening,
-        weight_decay=weight_decay,
-        l1=l1,
-        nesterov=nesterov,
-        maximize=maximize,
-        grad_unscale=grad_unscale,
-        grad_clip=grad_clip,
-        num_threads=resolve_num_threads(num_threads),
-        device=batch.device,
-        stream=cuda_stream(batch.device),
-    )
+    with _on_device(batch.device):
+        _C.sgd_step(
+            dtype=batch.dtype,
+            numels=batch.numels,
+            params=batch.params,
+            grads=grads,
+            momentum_buffers=batch.momentum_buffers if momentum != 0 else [],
+            new_buffers=batch.new_buffers if momentum != 0 else [],
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            l1=l1,
+            nesterov=nesterov,
+            maximize=maximize,
+            grad_unscale=grad_unscale,
+            grad_clip=grad_clip,
+            num_threads=resolve_num_threads(num_threads),
+            device=batch.device,
+            stream=cuda_stream(batch.device),
+        )
 
 
 def _numel(x: Array) -> int:
     return x.numel() if isinstance(x, torch.Tensor) else x.size
+
+
+def version() -> str:
+    return _C.__version__
 
 
 def build_info() -> dict[str, Any]:

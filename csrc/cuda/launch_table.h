@@ -1,0 +1,86 @@
+// The kernel-argument table of one multi-tensor launch, and how a block finds
+// its chunk in it. Plain C++ with no CUDA headers: the CUDA launcher passes a
+// LaunchTable by value as a kernel argument, and the CPU build includes this
+// header too, so the packing and the block -> chunk lookup the kernels use are
+// unit-tested on machines without a GPU (tests/test_cuda_chunk_plan.py).
+#pragma once
+
+#include <cstdint>
+
+#include "ops/common.h"
+
+namespace fusedoptim::cuda {
+
+// [note: chunk size] Each CUDA block updates one chunk of 64K elements (256 KiB
+// of fp32 per stream, 1-1.25 MiB per block for Adam). Large enough that the
+// fixed cost of a block (reading its table entry, the alignment test) vanishes
+// next to streaming the chunk; small enough that one 16M-element tensor still
+// becomes 256 blocks and fills every SM. apex and torch use the same size.
+constexpr int64_t kChunkElements = int64_t(1) << 16;
+
+// [note: kernel parameter space] The table travels as a __global__ argument, so
+// one launch costs no allocation, no copy and no host sync. The argument space
+// is 4096 bytes before CUDA 12.1 and 32764 bytes from 12.1 on (Volta and newer,
+// driver >= 12.1: cuda/runtime.cpp refuses older drivers before any launch).
+// The larger space lets one launch cover ~8x more tensors, which is what makes
+// a step over hundreds of small bias/norm tensors cheap.
+constexpr int kSmallParamBytes = 4096;
+constexpr int kLargeParamBytes = 32764;
+// Argument space left for the op's per-step scalars (AdamScalars<double> is
+// 104 bytes); the launcher static_asserts that they fit.
+constexpr int kScalarsParamBytes = 256;
+
+// How many tensors and blocks one table holds, for `kDepth` pointer streams
+// (Adam: param, grad, exp_avg, exp_avg_sq [, max_exp_avg_sq]; SGD: param, grad
+// [, momentum_buffer]). A tensor slot costs kDepth addresses + a numel; a
+// block slot costs a chunk index + a tensor slot index (6 bytes). Blocks get
+// a fixed share (320 is apex's 4 KiB choice; 2048 blocks of 64K elements is
+// 128M elements per launch, far beyond what keeps an H100 busy); tensors take
+// the rest.
+template <int kDepth, int kParamBytes>
+struct TableCapacity {
+  static_assert(kDepth >= 2 && kDepth <= 5, "one param and one grad stream at least");
+  static constexpr int kBytes = kParamBytes - kScalarsParamBytes;
+  static constexpr int kBlocks = kParamBytes >= kLargeParamBytes ? 2048 : 320;
+  static constexpr int kTensors = (kBytes - kBlocks * int(sizeof(int32_t) + sizeof(uint16_t))) /
+                                  int(kDepth * sizeof(void*) + sizeof(int64_t));
+};
+
+template <int kDepth, int kParamBytes>
+struct LaunchTable {
+  using Capacity = TableCapacity<kDepth, kParamBytes>;
+  // Stream d of tensor slot t. Grads are read-only; they are stored without
+  // const so that one array holds every stream.
+  void* addresses[kDepth][Capacity::kTensors];
+  int64_t numels[Capacity::kTensors];
+  // Block b updates chunk block_chunk[b] of tensor slot block_slot[b].
+  int32_t block_chunk[Capacity::kBlocks];
+  uint16_t block_slot[Capacity::kBlocks];
+};
+
+template <int kDepth, int kParamBytes>
+constexpr bool table_fits() {
+  return sizeof(LaunchTable<kDepth, kParamBytes>) <= size_t(kParamBytes - kScalarsParamBytes) &&
+         TableCapacity<kDepth, kParamBytes>::kTensors <= 65535;
+}
+static_assert(table_fits<2, kSmallParamBytes>() && table_fits<5, kSmallParamBytes>(), "4 KiB");
+static_assert(table_fits<2, kLargeParamBytes>() && table_fits<5, kLargeParamBytes>(), "32 KiB");
+
+// The elements one block updates: [begin, begin + count) of tensor slot `slot`.
+struct BlockExtent {
+  int slot;
+  int64_t begin;
+  int count;
+};
+
+// The lookup every kernel block does first (and the planner tests replay).
+template <int kDepth, int kParamBytes>
+FUSEDOPTIM_HOST_DEVICE BlockExtent block_extent(const LaunchTable<kDepth, kParamBytes>& table,
+                                                int block) {
+  const int slot = table.block_slot[block];
+  const int64_t begin = int64_t(table.block_chunk[block]) * kChunkElements;
+  const int64_t rest = table.numels[slot] - begin;
+  return {slot, begin, int(rest < kChunkElements ? rest : kChunkElements)};
+}
+
+}  // namespace fusedoptim::cuda
