@@ -14,4 +14,5 @@ PYBIND11_MODULE(_C, m) {
   fusedoptim::bindings::bind_state_check(m);
   fusedoptim::bindings::bind_norms(m);
   fusedoptim::bindings::bind_cuda_testing(m);
+  fusedoptim::bindings::bind_bench(m);
 }

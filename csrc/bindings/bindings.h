@@ -12,5 +12,6 @@ void bind_metrics(pybind11::module_& m);
 void bind_state_check(pybind11::module_& m);
 void bind_norms(pybind11::module_& m);
 void bind_cuda_testing(pybind11::module_& m);
+void bind_bench(pybind11::module_& m);
 
 }  // namespace fusedoptim::bindings

@@ -67,5 +67,33 @@ def scale_(
 def _cuda_chunk_plan(
     numels: list[int], variants: list[int] = ..., depth: int = 4, param_bytes: int = ...
 ) -> Any: ...
+def bandwidth_probe(
+    *, inplace: list[int], source: int, n: int, scale: float, num_threads: int
+) -> None: ...
+def plain_adamw(
+    *,
+    numels: list[int],
+    params: list[int],
+    grads: list[int],
+    exp_avgs: list[int],
+    exp_avg_sqs: list[int],
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    step: float,
+    num_threads: int,
+) -> None: ...
+def plain_sgd(
+    *,
+    numels: list[int],
+    params: list[int],
+    grads: list[int],
+    buffers: list[int],
+    lr: float,
+    momentum: float,
+    num_threads: int,
+) -> None: ...
 
 __version__: str

@@ -380,3 +380,60 @@ def scale_(tensors: Sequence[torch.Tensor], coef: float, num_threads: int | None
         coef=float(coef),
         num_threads=resolve_num_threads(num_threads),
     )
+
+
+# ---------------------------------------------------------------------------
+# bench: the benchmark references behind `fusedoptim bench` (fusedoptim._bench).
+# Not used by the optimizers; float32 CPU tensors only. Each function reads the
+# addresses once and returns the call: a reference times the C loop alone, not
+# the building of address lists (which costs about 1 us per tensor).
+# ---------------------------------------------------------------------------
+
+
+def bandwidth_probe(inplace, source, scale, num_threads=None):
+    """Returns run(): ``a.mul_(scale).add_(source)`` for each of 1 to 3 tensors ``a``,
+    in one pass."""
+    kwargs = {
+        "inplace": addresses(inplace),
+        "source": address(source),
+        "n": _numel(source),
+        "scale": scale,
+        "num_threads": resolve_num_threads(num_threads),
+    }
+    return lambda: _C.bandwidth_probe(**kwargs)
+
+
+def plain_adamw(
+    params, grads, exp_avgs, exp_avg_sqs, *, lr, beta1, beta2, eps, weight_decay, num_threads=None
+):
+    """Returns step(count): a plain C loop doing one AdamW step, ``count`` being the
+    new step count (1 first)."""
+    kwargs = {
+        "numels": [_numel(p) for p in params],
+        "params": addresses(params),
+        "grads": addresses(grads),
+        "exp_avgs": addresses(exp_avgs),
+        "exp_avg_sqs": addresses(exp_avg_sqs),
+        "lr": lr,
+        "beta1": beta1,
+        "beta2": beta2,
+        "eps": eps,
+        "weight_decay": weight_decay,
+        "num_threads": resolve_num_threads(num_threads),
+    }
+    return lambda count: _C.plain_adamw(step=count, **kwargs)
+
+
+def plain_sgd(params, grads, buffers, *, lr, momentum, num_threads=None):
+    """Returns step(): a plain C loop doing one SGD step (``buffers`` empty without
+    momentum, zeros before the first step)."""
+    kwargs = {
+        "numels": [_numel(p) for p in params],
+        "params": addresses(params),
+        "grads": addresses(grads),
+        "buffers": addresses(buffers),
+        "lr": lr,
+        "momentum": momentum,
+        "num_threads": resolve_num_threads(num_threads),
+    }
+    return lambda: _C.plain_sgd(**kwargs)
