@@ -12,14 +12,7 @@
 // would let each build pick its own order.
 #include "cpu/norm_kernels.h"
 
-#ifndef FUSEDOPTIM_ISA
-#error "FUSEDOPTIM_ISA must name the instruction set this file is built for"
-#endif
-
-#define FUSEDOPTIM_CONCAT_(a, b) a##b
-#define FUSEDOPTIM_CONCAT(a, b) FUSEDOPTIM_CONCAT_(a, b)
-#define FUSEDOPTIM_STRINGIFY_(a) #a
-#define FUSEDOPTIM_STRINGIFY(a) FUSEDOPTIM_STRINGIFY_(a)
+#include "cpu/isa_build.h"
 
 namespace fusedoptim::cpu {
 namespace {
@@ -121,8 +114,8 @@ void scale(DType dtype, void* data, int64_t n, double coef) {
 
 }  // namespace
 
-const NormKernels& FUSEDOPTIM_CONCAT(norm_kernels_, FUSEDOPTIM_ISA)() {
-  static const NormKernels kernels{FUSEDOPTIM_STRINGIFY(FUSEDOPTIM_ISA), &reduce, &scale};
+const NormKernels& FUSEDOPTIM_ISA_ENTRY(norm_kernels_)() {
+  static const NormKernels kernels{FUSEDOPTIM_ISA_NAME, &reduce, &scale};
   return kernels;
 }
 

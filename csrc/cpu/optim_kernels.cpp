@@ -7,14 +7,7 @@
 
 #include <type_traits>
 
-#ifndef FUSEDOPTIM_ISA
-#error "FUSEDOPTIM_ISA must name the instruction set this file is built for"
-#endif
-
-#define FUSEDOPTIM_CONCAT_(a, b) a##b
-#define FUSEDOPTIM_CONCAT(a, b) FUSEDOPTIM_CONCAT_(a, b)
-#define FUSEDOPTIM_STRINGIFY_(a) #a
-#define FUSEDOPTIM_STRINGIFY(a) FUSEDOPTIM_STRINGIFY_(a)
+#include "cpu/isa_build.h"
 
 namespace fusedoptim::cpu {
 namespace {
@@ -147,8 +140,8 @@ void sgd(DType dtype, SgdVariant variant, const SgdSpan& span, const SgdStepScal
 
 }  // namespace
 
-const OptimKernels& FUSEDOPTIM_CONCAT(optim_kernels_, FUSEDOPTIM_ISA)() {
-  static const OptimKernels kernels{FUSEDOPTIM_STRINGIFY(FUSEDOPTIM_ISA), &adam, &sgd};
+const OptimKernels& FUSEDOPTIM_ISA_ENTRY(optim_kernels_)() {
+  static const OptimKernels kernels{FUSEDOPTIM_ISA_NAME, &adam, &sgd};
   return kernels;
 }
 
