@@ -3,6 +3,7 @@
 // driver (cpu/optim_cpu.cpp) and the CUDA launcher (cuda/). Host-only.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -25,6 +26,20 @@ struct AdamBatch {
   std::vector<double> steps;
 
   size_t size() const { return numels.size(); }
+
+  // The distinct step values, in first-seen order; (*step_index)[i] is tensor
+  // i's position among them. Both the CPU driver and the CUDA launcher build
+  // one set of bias-corrected scalars per distinct value.
+  std::vector<double> distinct_steps(std::vector<int32_t>* step_index) const {
+    std::vector<double> distinct;
+    step_index->resize(size());
+    for (size_t i = 0; i < size(); ++i) {
+      auto it = std::find(distinct.begin(), distinct.end(), steps[i]);
+      (*step_index)[i] = static_cast<int32_t>(it - distinct.begin());
+      if (it == distinct.end()) distinct.push_back(steps[i]);
+    }
+    return distinct;
+  }
 };
 
 struct SgdBatch {

@@ -20,13 +20,8 @@ const void* offset(const void* base, int64_t elements, int element_bytes) {
 
 void adam_step(const AdamBatch& batch, const ops::AdamHyper& hyper, int num_threads) {
   // One scalars set per distinct step value (almost always exactly one).
-  std::vector<double> distinct_steps;
-  std::vector<int32_t> variant(batch.size());
-  for (size_t i = 0; i < batch.size(); ++i) {
-    auto it = std::find(distinct_steps.begin(), distinct_steps.end(), batch.steps[i]);
-    variant[i] = static_cast<int32_t>(it - distinct_steps.begin());
-    if (it == distinct_steps.end()) distinct_steps.push_back(batch.steps[i]);
-  }
+  std::vector<int32_t> variant;
+  const std::vector<double> distinct_steps = batch.distinct_steps(&variant);
   std::vector<AdamStepScalars> scalars;
   for (double step : distinct_steps) {
     scalars.push_back(

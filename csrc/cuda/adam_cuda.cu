@@ -56,13 +56,8 @@ void adam_step(const AdamBatch& batch, const ops::AdamHyper& hyper, int device, 
   ensure_device_usable(device);
   const DeviceGuard guard(device);
   // One scalars set per distinct step value, as on the CPU (cpu/optim_cpu.cpp).
-  std::vector<double> distinct_steps;
-  std::vector<int32_t> variants(batch.size());
-  for (size_t i = 0; i < batch.size(); ++i) {
-    auto it = std::find(distinct_steps.begin(), distinct_steps.end(), batch.steps[i]);
-    variants[i] = static_cast<int32_t>(it - distinct_steps.begin());
-    if (it == distinct_steps.end()) distinct_steps.push_back(batch.steps[i]);
-  }
+  std::vector<int32_t> variants;
+  const std::vector<double> distinct_steps = batch.distinct_steps(&variants);
   const auto cuda_stream = reinterpret_cast<cudaStream_t>(stream);
   dispatch_storage(batch.dtype, [&](auto storage) {
     using S = decltype(storage);
