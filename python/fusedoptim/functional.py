@@ -56,7 +56,7 @@ def adam(
             companions.append(("max_exp_avg_sq", max_exp_avg_sqs[i]))
         _validation.check_tensors(label, p, companions)
         _validation.check_step_counter(state_steps[i], label)
-    _check_uniform(params, [s for s in state_steps])
+    _check_uniform(params, state_steps)
     if not params:
         return
     batch = _backend.AdamAddresses.of(

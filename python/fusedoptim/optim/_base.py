@@ -11,7 +11,7 @@ every group has passed phase 1, so a refused step loses nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch.optim import Optimizer
@@ -19,8 +19,17 @@ from torch.optim import Optimizer
 from fusedoptim import _backend, _validation
 from fusedoptim.optim._dtensor import local_tensor
 from fusedoptim.optim._plan import Batch, GroupPlan, versioned
+from fusedoptim.penalties import global_grad_norm
 
-__all__ = ["Batch", "FusedOptimizer"]
+__all__ = ["Batch", "FusedOptimizer", "Item"]
+
+
+class Item(NamedTuple):
+    """A param with a grad, found by the slow path of a step."""
+
+    param: torch.Tensor
+    grad: torch.Tensor
+    existing: Any  # the state this step reads (optimizer-specific); None: the step creates it
 
 
 class FusedOptimizer(Optimizer):
@@ -170,7 +179,27 @@ class FusedOptimizer(Optimizer):
         """The per-param state entries the kernel reads (checked by identity each step)."""
         raise NotImplementedError
 
-    def _collect(self, group_index: int, group: dict[str, Any]) -> list[Any]:
+    def _collect(self, group_index: int, group: dict[str, Any]) -> list[Item]:
+        """The slow path's checks: every param with a grad, with its state."""
+        label = param_labeller(self, group_index, group)
+        items: list[Item] = []
+        device = None
+        for i, p in enumerate(group["params"]):
+            grad = p.grad
+            if grad is None:
+                continue
+            name = label(i)
+            check_single_device(name, p, device)
+            device = p.device
+            validate_common(name, p, group["l1"])
+            existing, state_companions = self._existing_state(name, p, group)
+            companions = [("grad", real_view(grad)), *state_companions]
+            _validation.check_tensors(name, real_view(p), companions)
+            items.append(Item(p, grad, existing))
+        return items
+
+    def _existing_state(self, name: str, p: torch.Tensor, group: dict[str, Any]) -> tuple:
+        """(state the step reads or None, [(role, tensor)] to check against the param)."""
         raise NotImplementedError
 
     def _create_state(self, group: dict[str, Any], items: list[Any]) -> None:
@@ -217,8 +246,6 @@ def _grads_of(prepared: tuple) -> list[torch.Tensor]:
 
 def _total_norm(grads: list[torch.Tensor]) -> torch.Tensor:
     """The 2-norm over all grads: one fused read pass on the CPU (fusedoptim.penalties)."""
-    from fusedoptim.penalties import global_grad_norm
-
     total = global_grad_norm(grads, 2.0)
     # FSDP2 grads are DTensors: the clip coefficient needs the global norm.
     return total.full_tensor() if hasattr(total, "full_tensor") else total
@@ -284,5 +311,4 @@ def validate_common(label: str, param: torch.Tensor, l1: float) -> None:
         raise ValueError(f"{label}: l1 is not defined for complex params; use l1=0 for this group")
 
 
-check_tensors = _validation.check_tensors
 check_step_counter = _validation.check_step_counter

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -12,21 +12,12 @@ from fusedoptim import _backend
 from fusedoptim.optim._base import (
     Batch,
     FusedOptimizer,
-    check_single_device,
+    Item,
     check_step_counter,
-    check_tensors,
-    param_labeller,
     positions_by,
     real_view,
     to_float,
-    validate_common,
 )
-
-
-class _Item(NamedTuple):
-    param: Tensor
-    grad: Tensor
-    state: dict[str, Any] | None  # None: state is created by this step
 
 
 class Adam(FusedOptimizer):
@@ -134,35 +125,21 @@ class Adam(FusedOptimizer):
                 if p_state and "step" in p_state:
                     p_state["step"] = _host_step_counter(p_state["step"])
 
-    def _collect(self, group_index: int, group: dict[str, Any]) -> list[_Item]:
-        label = param_labeller(self, group_index, group)
-        amsgrad = group["amsgrad"]
-        items: list[_Item] = []
-        device = None
-        for i, p in enumerate(group["params"]):
-            grad = p.grad
-            if grad is None:
-                continue
-            name = label(i)
-            check_single_device(name, p, device)
-            device = p.device
-            validate_common(name, p, group["l1"])
-            state = self.state.get(p) or None
-            companions = [("grad", real_view(grad))]
-            if state is not None:
-                for key in ("step", "exp_avg", "exp_avg_sq"):
-                    if key not in state:
-                        raise KeyError(f"{name}: optimizer state has no '{key}'")
-                check_step_counter(state["step"], name)
-                companions += [
-                    ("exp_avg", real_view(state["exp_avg"])),
-                    ("exp_avg_sq", real_view(state["exp_avg_sq"])),
-                ]
-                if amsgrad and "max_exp_avg_sq" in state:
-                    companions.append(("max_exp_avg_sq", real_view(state["max_exp_avg_sq"])))
-            check_tensors(name, real_view(p), companions)
-            items.append(_Item(p, grad, state))
-        return items
+    def _existing_state(self, name: str, p: Tensor, group: dict[str, Any]) -> tuple:
+        state = self.state.get(p) or None
+        if state is None:
+            return None, []
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            if key not in state:
+                raise KeyError(f"{name}: optimizer state has no '{key}'")
+        check_step_counter(state["step"], name)
+        companions = [
+            ("exp_avg", real_view(state["exp_avg"])),
+            ("exp_avg_sq", real_view(state["exp_avg_sq"])),
+        ]
+        if group["amsgrad"] and "max_exp_avg_sq" in state:
+            companions.append(("max_exp_avg_sq", real_view(state["max_exp_avg_sq"])))
+        return state, companions
 
     _hyperparameter_keys = ("lr", "betas", "eps", "weight_decay", "l1")
 
@@ -173,11 +150,11 @@ class Adam(FusedOptimizer):
         keys = ("step", "exp_avg", "exp_avg_sq")
         return keys + ("max_exp_avg_sq",) if group["amsgrad"] else keys
 
-    def _create_state(self, group: dict[str, Any], items: list[_Item]) -> None:
+    def _create_state(self, group: dict[str, Any], items: list[Item]) -> None:
         for item in items:
             self._state_for(item.param, group["amsgrad"])
 
-    def _batches(self, group: dict[str, Any], items: list[_Item]) -> list[Batch]:
+    def _batches(self, group: dict[str, Any], items: list[Item]) -> list[Batch]:
         amsgrad = group["amsgrad"]
         states = [self.state[item.param] for item in items]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -11,20 +11,11 @@ from fusedoptim import _backend
 from fusedoptim.optim._base import (
     Batch,
     FusedOptimizer,
-    check_single_device,
-    check_tensors,
-    param_labeller,
+    Item,
     positions_by,
     real_view,
     to_float,
-    validate_common,
 )
-
-
-class _Item(NamedTuple):
-    param: Tensor
-    grad: Tensor
-    buffer: Tensor | None  # None: the momentum buffer is created by this step
 
 
 class SGD(FusedOptimizer):
@@ -108,29 +99,15 @@ class SGD(FusedOptimizer):
             group.setdefault("differentiable", False)
             group.setdefault("fused", False)
 
-    def _collect(self, group_index: int, group: dict[str, Any]) -> list[_Item]:
-        label = param_labeller(self, group_index, group)
-        has_momentum = group["momentum"] != 0
-        items: list[_Item] = []
-        device = None
-        for i, p in enumerate(group["params"]):
-            grad = p.grad
-            if grad is None:
-                continue
-            name = label(i)
-            check_single_device(name, p, device)
-            device = p.device
-            validate_common(name, p, group["l1"])
-            companions = [("grad", real_view(grad))]
-            buffer = None
-            if has_momentum:
-                state = self.state.get(p)
-                buffer = state.get("momentum_buffer") if state else None
-                if buffer is not None:
-                    companions.append(("momentum_buffer", real_view(buffer)))
-            check_tensors(name, real_view(p), companions)
-            items.append(_Item(p, grad, buffer))
-        return items
+    def _existing_state(self, name: str, p: Tensor, group: dict[str, Any]) -> tuple:
+        """The momentum buffer, or None (no momentum, or the buffer starts this step)."""
+        if group["momentum"] == 0:
+            return None, []
+        state = self.state.get(p)
+        buffer = state.get("momentum_buffer") if state else None
+        if buffer is None:
+            return None, []
+        return buffer, [("momentum_buffer", real_view(buffer))]
 
     _hyperparameter_keys = ("lr", "momentum", "dampening", "weight_decay", "l1")
 
@@ -141,18 +118,18 @@ class SGD(FusedOptimizer):
         # Without momentum there is no state at all (as in torch.optim.SGD).
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
 
-    def _create_state(self, group: dict[str, Any], items: list[_Item]) -> None:
+    def _create_state(self, group: dict[str, Any], items: list[Item]) -> None:
         if group["momentum"] == 0:
             return
         for item in items:
-            if item.buffer is None:
+            if item.existing is None:
                 # Filled by the kernel: torch starts the buffer as a copy of the
                 # (decayed) gradient, which is exactly what the first step writes.
                 self.state[item.param]["momentum_buffer"] = torch.empty_like(
                     item.param, memory_format=torch.preserve_format
                 )
 
-    def _batches(self, group: dict[str, Any], items: list[_Item]) -> list[Batch]:
+    def _batches(self, group: dict[str, Any], items: list[Item]) -> list[Batch]:
         has_momentum = group["momentum"] != 0
         batches = []
         for positions in positions_by(range(len(items)), lambda i: real_view(items[i].param).dtype):
@@ -165,7 +142,7 @@ class SGD(FusedOptimizer):
             addresses = _backend.SgdAddresses.of(
                 [real_view(item.param) for item in chosen],
                 buffers,
-                [item.buffer is None for item in chosen],
+                [item.existing is None for item in chosen],
             )
             batches.append(Batch(positions, addresses))
         return batches
