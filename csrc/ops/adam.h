@@ -16,21 +16,22 @@
 namespace fusedoptim::ops {
 
 // [note: options without branches] Options that a neutral value switches
-// off exactly are not branched on: maximize multiplies by +-1, decoupled
+// off exactly are not branched on: maximize flips a multiplier's sign, decoupled
 // decay by 1, and the L1 step with threshold 0 is the identity, all bit-exact.
 // Options that change which values flow (coupled decay, amsgrad) are template
 // parameters. Runtime flags inside the loop stop gcc from vectorizing it.
 template <typename M>
 struct AdamScalars {
   M grad_unscale;  // 1 / GradScaler scale (as torch rounds it); else 1
-  M grad_clip;     // max_grad_norm clip coefficient; else 1
-  M grad_sign;     // -1 with maximize=True
+  // max_grad_norm clip coefficient (else 1), negated with maximize=True:
+  // (g * u) * -c == -((g * u) * c) exactly, so maximize costs no extra multiply.
+  M signed_grad_clip;
   M weight_decay;  // coupled L2 (Adam): g += weight_decay * p
   M decay_factor;  // decoupled (AdamW): p *= 1 - lr * weight_decay; else 1
   M lerp_weight;   // 1 - beta1
   M beta2;
   M one_minus_beta2;
-  M bias_correction2_sqrt;  // sqrt(1 - beta2^t)
+  M inv_bias_correction2_sqrt;  // 1 / sqrt(1 - beta2^t)
   M eps;
   M neg_step_size;  // -lr / (1 - beta1^t)
   M l1_threshold;   // lr * l1; 0 disables
@@ -54,8 +55,7 @@ template <bool kAmsgrad, bool kCoupledDecay, typename M>
 FUSEDOPTIM_HOST_DEVICE void adam_update(M& param, M grad, M& exp_avg, M& exp_avg_sq,
                                         M& max_exp_avg_sq, const AdamScalars<M>& s) {
   grad = grad * s.grad_unscale;  // scaler.unscale_(), clip_grad_norm_(), -grad: in torch's order
-  grad = grad * s.grad_clip;
-  grad = grad * s.grad_sign;
+  grad = grad * s.signed_grad_clip;
   param = param * s.decay_factor;
   if (kCoupledDecay) grad = grad + s.weight_decay * param;
   exp_avg = torch_lerp(exp_avg, grad, s.lerp_weight);
@@ -66,7 +66,10 @@ FUSEDOPTIM_HOST_DEVICE void adam_update(M& param, M grad, M& exp_avg, M& exp_avg
     max_exp_avg_sq = nan_propagating_max(max_exp_avg_sq, exp_avg_sq);
     second_moment = max_exp_avg_sq;
   }
-  const M denom = math_sqrt(second_moment) / s.bias_correction2_sqrt + s.eps;
+  // torch divides by sqrt(1 - beta2^t); multiplying by its reciprocal (exact
+  // once beta2^t underflows, within 1 ulp before) frees the divider, the
+  // bottleneck of this loop, for the one division that matters.
+  const M denom = math_sqrt(second_moment) * s.inv_bias_correction2_sqrt + s.eps;
   param = param + s.neg_step_size * (exp_avg / denom);
   param = l1_proximal(param, s.l1_threshold);
 }
@@ -90,14 +93,13 @@ AdamScalars<M> adam_scalars(const AdamHyper& h, double step) {
   const double step_size = h.lr / bias_correction1;
   AdamScalars<M> s;
   s.grad_unscale = M(h.grad_unscale);
-  s.grad_clip = M(h.grad_clip);
-  s.grad_sign = h.maximize ? M(-1) : M(1);
+  s.signed_grad_clip = h.maximize ? M(-h.grad_clip) : M(h.grad_clip);
   s.weight_decay = M(h.weight_decay);
   s.decay_factor = h.decoupled_weight_decay ? M(1.0 - h.lr * h.weight_decay) : M(1);
   s.lerp_weight = M(1.0 - h.beta1);
   s.beta2 = M(h.beta2);
   s.one_minus_beta2 = M(1.0 - h.beta2);
-  s.bias_correction2_sqrt = M(std::pow(bias_correction2, 0.5));
+  s.inv_bias_correction2_sqrt = M(1.0 / std::pow(bias_correction2, 0.5));
   s.eps = M(h.eps);
   s.neg_step_size = M(-step_size);
   s.l1_threshold = M(h.lr * h.l1);

@@ -13,8 +13,9 @@ namespace fusedoptim::ops {
 template <typename M>
 struct SgdScalars {
   M grad_unscale;  // 1 / GradScaler scale (as torch rounds it); else 1
-  M grad_clip;     // max_grad_norm clip coefficient; else 1
-  M grad_sign;     // -1 with maximize=True
+  // max_grad_norm clip coefficient (else 1), negated with maximize=True:
+  // (g * u) * -c == -((g * u) * c) exactly, so maximize costs no extra multiply.
+  M signed_grad_clip;
   M weight_decay;  // coupled L2: g += weight_decay * p
   M momentum;
   M one_minus_dampening;
@@ -33,8 +34,7 @@ template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, typename M>
 FUSEDOPTIM_HOST_DEVICE void sgd_update(M& param, M grad, M& momentum_buffer,
                                        const SgdScalars<M>& s) {
   grad = grad * s.grad_unscale;  // scaler.unscale_(), clip_grad_norm_(), -grad: in torch's order
-  grad = grad * s.grad_clip;
-  grad = grad * s.grad_sign;
+  grad = grad * s.signed_grad_clip;
   if (kCoupledDecay) grad = grad + s.weight_decay * param;
   if (kMode != MomentumMode::kNone) {
     if (kMode == MomentumMode::kFirstStep) {
@@ -61,8 +61,7 @@ template <typename M>
 SgdScalars<M> sgd_scalars(const SgdHyper& h) {
   SgdScalars<M> s;
   s.grad_unscale = M(h.grad_unscale);
-  s.grad_clip = M(h.grad_clip);
-  s.grad_sign = h.maximize ? M(-1) : M(1);
+  s.signed_grad_clip = h.maximize ? M(-h.grad_clip) : M(h.grad_clip);
   s.weight_decay = M(h.weight_decay);
   s.momentum = M(h.momentum);
   s.one_minus_dampening = M(1.0 - h.dampening);
