@@ -372,16 +372,20 @@ def test_a_device_that_does_not_exist_is_refused_before_the_step_counter_moves()
     m, v = torch.zeros_like(p), torch.zeros_like(p)
     step = torch.tensor(0.0)
     with pytest.raises(RuntimeError, match="does not exist"):
-        _C.adam_step(
+        call = _C.AdamCall(
             dtype=0,
             numels=[4],
             params=[p.data_ptr()],
-            grads=[g.data_ptr()],
             exp_avgs=[m.data_ptr()],
             exp_avg_sqs=[v.data_ptr()],
             max_exp_avg_sqs=[],
             steps=[step.data_ptr()],
             step_dtype=0,
+            device=torch.cuda.device_count(),
+        )
+        _C.adam_step(
+            call,
+            [g.data_ptr()],
             lr=0.1,
             beta1=0.9,
             beta2=0.999,
@@ -392,7 +396,6 @@ def test_a_device_that_does_not_exist_is_refused_before_the_step_counter_moves()
             amsgrad=False,
             maximize=False,
             num_threads=1,
-            device=torch.cuda.device_count(),
             stream=0,
         )
     assert step.item() == 0.0

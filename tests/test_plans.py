@@ -135,3 +135,62 @@ def test_add_param_group_mid_training():
     step_both(ours + [p], theirs + [q], a, b, 1)
     step_both(ours + [p], theirs + [q], a, b, 2)
     assert_close_to_scale(ours + [p], theirs + [q], torch.float32)
+
+
+def test_grad_shrunk_through_data_is_refused_not_read_past_its_end():
+    # `grad.data = smaller` keeps the grad object (and passes torch's p.grad
+    # checks); a plan that trusted the old size would read past the end.
+    ours, theirs, a, b = pair()
+    step_both(ours, theirs, a, b, 0)
+    for p in ours:
+        p.grad = torch.ones_like(p)
+    a.step()
+    before = [p.detach().clone() for p in ours]
+    ours[1].grad.data = torch.ones(5)
+    with pytest.raises(ValueError, match="grad has shape"):
+        a.step()
+    assert all(torch.equal(x, p.detach()) for x, p in zip(before, ours))
+
+
+def test_grad_dtype_swapped_through_data_is_refused():
+    ours, theirs, a, b = pair()
+    step_both(ours, theirs, a, b, 0)
+    for p in ours:
+        p.grad = torch.ones_like(p)
+    a.step()
+    before = [p.detach().clone() for p in ours]
+    ours[3].grad.data = torch.ones(33, dtype=torch.float64)
+    with pytest.raises((TypeError, ValueError), match="dtype"):
+        a.step()
+    assert all(torch.equal(x, p.detach()) for x, p in zip(before, ours))
+
+
+def test_sparse_grad_appearing_later_is_refused():
+    ours, theirs, a, b = pair()
+    step_both(ours, theirs, a, b, 0)
+    before = [p.detach().clone() for p in ours]
+    ours[0].grad = torch.zeros(33).to_sparse()
+    with pytest.raises(RuntimeError, match="sparse"):
+        a.step()
+    assert all(torch.equal(x, p.detach()) for x, p in zip(before, ours))
+
+
+@pytest.mark.parametrize("cls_name", ["AdamW", "SGD"])
+def test_grads_zeroed_in_place_and_refilled(cls_name):
+    # zero_grad(set_to_none=False): the same grad objects every step.
+    kwargs = {"momentum": 0.9, "nesterov": True} if cls_name == "SGD" else {}
+    ours, theirs, a, b = pair(cls_name, **kwargs)
+    for seed in range(6):
+        a.zero_grad(set_to_none=False)
+        b.zero_grad(set_to_none=False)
+        gen = torch.Generator().manual_seed(seed)
+        for p, q in zip(ours, theirs):
+            g = torch.randn(p.shape, generator=gen)
+            if p.grad is None:
+                p.grad, q.grad = g.clone(), g.clone()
+            else:
+                p.grad.add_(g)
+                q.grad.add_(g)
+        a.step()
+        b.step()
+        assert_close_to_scale(ours, theirs, torch.float32)

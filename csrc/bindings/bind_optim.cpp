@@ -1,8 +1,15 @@
-// _C.adam_step / _C.sgd_step: check every argument, then release the GIL and
-// run the CPU driver (or the CUDA launcher for device >= 0).
+// _C.AdamCall / _C.SgdCall: one fused call's tensors except the grads,
+// checked once and reused every step (the optimizers keep them in their
+// plans). _C.adam_step / _C.sgd_step: check the hyperparameters and this
+// step's grads, then release the GIL and run the CPU driver (or the CUDA
+// launcher for device >= 0).
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <string>
+
 #include "bindings/bindings.h"
+#include "bindings/grad_watch.h"
 #include "bindings/tensor_args.h"
 #include "cpu/optim_cpu.h"
 #if defined(FUSEDOPTIM_WITH_CUDA)
@@ -15,91 +22,169 @@ using Addresses = std::vector<uintptr_t>;
 namespace fusedoptim::bindings {
 namespace {
 
-void adam_step(int dtype_code, const std::vector<int64_t>& numels, const Addresses& params,
-               const Addresses& grads, const Addresses& exp_avgs, const Addresses& exp_avg_sqs,
-               const Addresses& max_exp_avg_sqs, const Addresses& steps, int step_dtype, double lr,
-               double beta1, double beta2, double eps, double weight_decay, double l1,
-               bool decoupled_weight_decay, bool amsgrad, bool maximize, double grad_unscale,
-               double grad_clip, int num_threads, int device, uintptr_t stream) {
-  check_device_supported(device);
+// Which of a GradWatch's planned grads a call updates, in call order (empty:
+// all of them, in order).
+std::vector<int64_t> checked_positions(const std::vector<int64_t>& positions, size_t count) {
+  if (!positions.empty() && positions.size() != count) {
+    throw py::value_error("grad_positions: expected one position per tensor (or none)");
+  }
+  for (int64_t position : positions) {
+    if (position < 0) throw py::value_error("grad_positions: negative position");
+  }
+  return positions;
+}
+
+// This step's grad addresses, in call order: a list of addresses, or the
+// grads a GradWatch has just collected (picked by `positions`).
+std::vector<const void*> grad_addresses(const py::handle grads,
+                                        const std::vector<int64_t>& positions,
+                                        const std::vector<int64_t>& numels, ops::DType dtype) {
+  Addresses raw;
+  if (py::isinstance<GradWatch>(grads)) {
+    const Addresses& collected = grads.cast<const GradWatch&>().grad_addresses();
+    if (positions.empty()) {
+      raw = collected;
+    } else {
+      for (int64_t position : positions) {
+        if (static_cast<size_t>(position) >= collected.size()) {
+          throw py::value_error("grad_positions: position " + std::to_string(position) +
+                                " is past the watched grads");
+        }
+        raw.push_back(collected[position]);
+      }
+    }
+  } else {
+    raw = grads.cast<Addresses>();
+  }
+  const std::vector<void*> checked = addresses(raw, "grads", numels, dtype);
+  return {checked.begin(), checked.end()};
+}
+
+void check_finite_all(std::initializer_list<std::pair<double, const char*>> values) {
+  for (auto [value, name] : values) check_finite(value, name);
+}
+
+struct AdamCall {
+  AdamBatch batch;  // grads and step values are filled by each step
+  Addresses steps;
+  int step_dtype;
+  int device;
+  std::vector<int64_t> grad_positions;
+
+  AdamCall(int dtype_code, const std::vector<int64_t>& numels, const Addresses& params,
+           const Addresses& exp_avgs, const Addresses& exp_avg_sqs,
+           const Addresses& max_exp_avg_sqs, const Addresses& steps, int step_dtype, int device,
+           const std::vector<int64_t>& positions)
+      : steps(steps), step_dtype(step_dtype), device(device) {
+    check_device_supported(device);
+    check_numels(numels);
+    batch.dtype = dtype_from_code(dtype_code);
+    batch.numels = numels;
+    batch.params = addresses(params, "params", numels, batch.dtype);
+    batch.exp_avgs = addresses(exp_avgs, "exp_avgs", numels, batch.dtype);
+    batch.exp_avg_sqs = addresses(exp_avg_sqs, "exp_avg_sqs", numels, batch.dtype);
+    if (!max_exp_avg_sqs.empty()) {
+      batch.max_exp_avg_sqs = addresses(max_exp_avg_sqs, "max_exp_avg_sqs", numels, batch.dtype);
+    }
+    incremented_steps(steps, step_dtype, numels.size());  // checks the counters
+    grad_positions = checked_positions(positions, numels.size());
+  }
+};
+
+void adam_step(const AdamCall& call, const py::handle grads, double lr, double beta1, double beta2,
+               double eps, double weight_decay, double l1, bool decoupled_weight_decay,
+               bool amsgrad, bool maximize, double grad_unscale, double grad_clip, int num_threads,
+               uintptr_t stream) {
+  check_device_supported(call.device);
   check_threads(num_threads);
-  for (auto [value, name] : {std::pair{lr, "lr"},
-                             {beta1, "beta1"},
-                             {beta2, "beta2"},
-                             {eps, "eps"},
-                             {weight_decay, "weight_decay"},
-                             {l1, "l1"},
-                             {grad_unscale, "grad_unscale"},
-                             {grad_clip, "grad_clip"}}) {
-    check_finite(value, name);
+  check_finite_all({{lr, "lr"},
+                    {beta1, "beta1"},
+                    {beta2, "beta2"},
+                    {eps, "eps"},
+                    {weight_decay, "weight_decay"},
+                    {l1, "l1"},
+                    {grad_unscale, "grad_unscale"},
+                    {grad_clip, "grad_clip"}});
+  AdamBatch batch = call.batch;
+  if (!amsgrad) {
+    batch.max_exp_avg_sqs.clear();
+  } else if (batch.max_exp_avg_sqs.size() != batch.size()) {
+    throw py::value_error("max_exp_avg_sqs: amsgrad=True needs one per tensor");
   }
-  check_numels(numels);
-  AdamBatch batch;
-  batch.dtype = dtype_from_code(dtype_code);
-  batch.numels = numels;
-  batch.params = addresses(params, "params", numels, batch.dtype);
-  for (void* g : addresses(grads, "grads", numels, batch.dtype)) batch.grads.push_back(g);
-  batch.exp_avgs = addresses(exp_avgs, "exp_avgs", numels, batch.dtype);
-  batch.exp_avg_sqs = addresses(exp_avg_sqs, "exp_avg_sqs", numels, batch.dtype);
-  if (amsgrad) {
-    batch.max_exp_avg_sqs = addresses(max_exp_avg_sqs, "max_exp_avg_sqs", numels, batch.dtype);
-  } else if (!max_exp_avg_sqs.empty()) {
-    throw py::value_error("max_exp_avg_sqs must be empty unless amsgrad=True");
-  }
-  batch.steps = incremented_steps(steps, step_dtype, numels.size());
+  batch.grads = grad_addresses(grads, call.grad_positions, batch.numels, batch.dtype);
+  batch.steps = incremented_steps(call.steps, call.step_dtype, batch.size());
   const ops::AdamHyper hyper{
       lr,      beta1,    beta2,        eps,      weight_decay, l1, decoupled_weight_decay,
       amsgrad, maximize, grad_unscale, grad_clip};
 
   // Past this point nothing can fail: the step counters and the tensors are
   // written together.
-  store_steps(steps, step_dtype, batch.steps);
+  store_steps(call.steps, call.step_dtype, batch.steps);
   py::gil_scoped_release release;
 #if defined(FUSEDOPTIM_WITH_CUDA)
-  if (device >= 0) return cuda::adam_step(batch, hyper, device, stream);
+  if (call.device >= 0) return cuda::adam_step(batch, hyper, call.device, stream);
 #else
   (void)stream;
 #endif
   cpu::adam_step(batch, hyper, num_threads);
 }
 
-void sgd_step(int dtype_code, const std::vector<int64_t>& numels, const Addresses& params,
-              const Addresses& grads, const Addresses& momentum_buffers,
-              const std::vector<bool>& new_buffers, double lr, double momentum, double dampening,
-              double weight_decay, double l1, bool nesterov, bool maximize, double grad_unscale,
-              double grad_clip, int num_threads, int device, uintptr_t stream) {
-  check_device_supported(device);
-  check_threads(num_threads);
-  for (auto [value, name] : {std::pair{lr, "lr"},
-                             {momentum, "momentum"},
-                             {dampening, "dampening"},
-                             {weight_decay, "weight_decay"},
-                             {l1, "l1"},
-                             {grad_unscale, "grad_unscale"},
-                             {grad_clip, "grad_clip"}}) {
-    check_finite(value, name);
-  }
-  check_numels(numels);
-  SgdBatch batch;
-  batch.dtype = dtype_from_code(dtype_code);
-  batch.numels = numels;
-  batch.params = addresses(params, "params", numels, batch.dtype);
-  for (void* g : addresses(grads, "grads", numels, batch.dtype)) batch.grads.push_back(g);
-  if (momentum != 0.0) {
-    batch.momentum_buffers = addresses(momentum_buffers, "momentum_buffers", numels, batch.dtype);
-    if (new_buffers.size() != numels.size()) {
-      throw py::value_error("new_buffers: expected one flag per tensor");
+struct SgdCall {
+  SgdBatch batch;  // grads are filled by each step
+  int device;
+  std::vector<int64_t> grad_positions;
+
+  SgdCall(int dtype_code, const std::vector<int64_t>& numels, const Addresses& params,
+          const Addresses& momentum_buffers, const std::vector<bool>& new_buffers, int device,
+          const std::vector<int64_t>& positions)
+      : device(device) {
+    check_device_supported(device);
+    check_numels(numels);
+    batch.dtype = dtype_from_code(dtype_code);
+    batch.numels = numels;
+    batch.params = addresses(params, "params", numels, batch.dtype);
+    if (!momentum_buffers.empty()) {
+      batch.momentum_buffers = addresses(momentum_buffers, "momentum_buffers", numels, batch.dtype);
+      if (new_buffers.size() != numels.size()) {
+        throw py::value_error("new_buffers: expected one flag per tensor");
+      }
+      batch.new_buffers.assign(new_buffers.begin(), new_buffers.end());
     }
-    batch.new_buffers.assign(new_buffers.begin(), new_buffers.end());
-  } else if (!momentum_buffers.empty()) {
-    throw py::value_error("momentum_buffers must be empty when momentum == 0");
+    grad_positions = checked_positions(positions, numels.size());
   }
+};
+
+void sgd_step(SgdCall& call, const py::handle grads, double lr, double momentum, double dampening,
+              double weight_decay, double l1, bool nesterov, bool maximize, double grad_unscale,
+              double grad_clip, int num_threads, uintptr_t stream) {
+  check_device_supported(call.device);
+  check_threads(num_threads);
+  check_finite_all({{lr, "lr"},
+                    {momentum, "momentum"},
+                    {dampening, "dampening"},
+                    {weight_decay, "weight_decay"},
+                    {l1, "l1"},
+                    {grad_unscale, "grad_unscale"},
+                    {grad_clip, "grad_clip"}});
+  SgdBatch batch = call.batch;
+  if (momentum == 0.0) {
+    // A scheduler may set momentum to 0 for a step: torch then ignores the buffers.
+    batch.momentum_buffers.clear();
+    batch.new_buffers.clear();
+  } else if (batch.momentum_buffers.size() != batch.size()) {
+    throw py::value_error("momentum_buffers: momentum != 0 needs one buffer per tensor");
+  }
+  batch.grads = grad_addresses(grads, call.grad_positions, batch.numels, batch.dtype);
   const ops::SgdHyper hyper{lr,       momentum, dampening,    weight_decay, l1,
                             nesterov, maximize, grad_unscale, grad_clip};
 
+  if (momentum != 0.0) {
+    // The buffers this step creates exist from now on: later steps update them.
+    std::fill(call.batch.new_buffers.begin(), call.batch.new_buffers.end(), 0);
+  }
   py::gil_scoped_release release;
 #if defined(FUSEDOPTIM_WITH_CUDA)
-  if (device >= 0) return cuda::sgd_step(batch, hyper, device, stream);
+  if (call.device >= 0) return cuda::sgd_step(batch, hyper, call.device, stream);
 #else
   (void)stream;
 #endif
@@ -109,21 +194,36 @@ void sgd_step(int dtype_code, const std::vector<int64_t>& numels, const Addresse
 }  // namespace
 
 void bind_optim(py::module_& m) {
-  m.def("adam_step", &adam_step, py::kw_only(), py::arg("dtype"), py::arg("numels"),
-        py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"),
-        py::arg("max_exp_avg_sqs"), py::arg("steps"), py::arg("step_dtype"), py::arg("lr"),
+  py::class_<AdamCall>(m, "AdamCall",
+                       "One fused Adam call's tensors except the grads, checked once.")
+      .def(py::init<int, const std::vector<int64_t>&, const Addresses&, const Addresses&,
+                    const Addresses&, const Addresses&, const Addresses&, int, int,
+                    const std::vector<int64_t>&>(),
+           py::kw_only(), py::arg("dtype"), py::arg("numels"), py::arg("params"),
+           py::arg("exp_avgs"), py::arg("exp_avg_sqs"), py::arg("max_exp_avg_sqs"),
+           py::arg("steps"), py::arg("step_dtype"), py::arg("device") = -1,
+           py::arg("grad_positions") = std::vector<int64_t>{})
+      .def_readonly("device", &AdamCall::device);
+  py::class_<SgdCall>(m, "SgdCall", "One fused SGD call's tensors except the grads, checked once.")
+      .def(py::init<int, const std::vector<int64_t>&, const Addresses&, const Addresses&,
+                    const std::vector<bool>&, int, const std::vector<int64_t>&>(),
+           py::kw_only(), py::arg("dtype"), py::arg("numels"), py::arg("params"),
+           py::arg("momentum_buffers"), py::arg("new_buffers"), py::arg("device") = -1,
+           py::arg("grad_positions") = std::vector<int64_t>{})
+      .def_readonly("device", &SgdCall::device);
+
+  m.def("adam_step", &adam_step, py::arg("call"), py::arg("grads"), py::kw_only(), py::arg("lr"),
         py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("l1"),
         py::arg("decoupled_weight_decay"), py::arg("amsgrad"), py::arg("maximize"),
         py::arg("grad_unscale") = 1.0, py::arg("grad_clip") = 1.0, py::arg("num_threads"),
-        py::arg("device") = -1, py::arg("stream") = 0,
-        "Adam/AdamW step over every tensor of a group; increments each step counter.");
-  m.def("sgd_step", &sgd_step, py::kw_only(), py::arg("dtype"), py::arg("numels"),
-        py::arg("params"), py::arg("grads"), py::arg("momentum_buffers"), py::arg("new_buffers"),
-        py::arg("lr"), py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"),
-        py::arg("l1"), py::arg("nesterov"), py::arg("maximize"), py::arg("grad_unscale") = 1.0,
-        py::arg("grad_clip") = 1.0, py::arg("num_threads"), py::arg("device") = -1,
         py::arg("stream") = 0,
-        "SGD step (momentum, dampening, nesterov, L2, L1) over every tensor of a group.");
+        "Adam/AdamW step over every tensor of `call`; increments each step counter. `grads`: "
+        "their addresses, or a GradWatch after a successful collect().");
+  m.def("sgd_step", &sgd_step, py::arg("call"), py::arg("grads"), py::kw_only(), py::arg("lr"),
+        py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"), py::arg("l1"),
+        py::arg("nesterov"), py::arg("maximize"), py::arg("grad_unscale") = 1.0,
+        py::arg("grad_clip") = 1.0, py::arg("num_threads"), py::arg("stream") = 0,
+        "SGD step (momentum, dampening, nesterov, L2, L1) over every tensor of `call`.");
 }
 
 }  // namespace fusedoptim::bindings

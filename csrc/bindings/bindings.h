@@ -10,6 +10,7 @@ void bind_info(pybind11::module_& m);
 void bind_convert(pybind11::module_& m);
 void bind_metrics(pybind11::module_& m);
 void bind_state_check(pybind11::module_& m);
+void bind_grad_watch(pybind11::module_& m);
 void bind_norms(pybind11::module_& m);
 void bind_cuda_testing(pybind11::module_& m);
 void bind_bench(pybind11::module_& m);

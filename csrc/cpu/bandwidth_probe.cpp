@@ -12,7 +12,6 @@
 #include <cmath>
 
 #include "cpu/chunk_list.h"
-#include "cpu/thread_pool.h"
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #define FUSEDOPTIM_BENCH_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -50,7 +49,7 @@ void probe_span3(float* __restrict a, float* __restrict b, float* __restrict c,
 }
 
 struct AdamWScalars {
-  float decay, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size, bc2_sqrt, eps;
+  float decay, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size, inv_bc2_sqrt, eps;
 };
 
 FUSEDOPTIM_BENCH_CLONES
@@ -62,7 +61,7 @@ void adamw_span(float* __restrict p, const float* __restrict g, float* __restric
     const float vi = s.beta2 * v[i] + s.one_minus_beta2 * gi * gi;
     m[i] = mi;
     v[i] = vi;
-    p[i] = p[i] * s.decay - s.step_size * mi / (std::sqrt(vi) / s.bc2_sqrt + s.eps);
+    p[i] = p[i] * s.decay - s.step_size * mi / (std::sqrt(vi) * s.inv_bc2_sqrt + s.eps);
   }
 }
 
@@ -81,30 +80,24 @@ void sgd_momentum_span(float* __restrict p, const float* __restrict g, float* __
   }
 }
 
-std::vector<Chunk> chunks_of(const std::vector<int64_t>& numels, int64_t* total) {
-  return make_chunks(numels, [](size_t) { return 0; }, total);
-}
-
 }  // namespace
 
 void bandwidth_probe(const std::vector<float*>& inplace, const float* source, int64_t n,
                      float scale, int num_threads) {
-  int64_t total = 0;
-  const auto chunks = chunks_of({n}, &total);
-  parallel_for(
-      static_cast<int64_t>(chunks.size()), threads_for(total, num_threads), [&](int64_t index) {
-        const Chunk& c = chunks[index];
-        const float* g = source + c.begin;
-        switch (inplace.size()) {
-          case 1:
-            return probe_span1(inplace[0] + c.begin, g, c.numel, scale);
-          case 2:
-            return probe_span2(inplace[0] + c.begin, inplace[1] + c.begin, g, c.numel, scale);
-          default:
-            return probe_span3(inplace[0] + c.begin, inplace[1] + c.begin, inplace[2] + c.begin, g,
-                               c.numel, scale);
-        }
-      });
+  const ChunkList chunks = make_chunks({n});
+  parallel_for_chunks(chunks, num_threads, [&](int64_t index) {
+    const Chunk& c = chunks.chunks[index];
+    const float* g = source + c.begin;
+    switch (inplace.size()) {
+      case 1:
+        return probe_span1(inplace[0] + c.begin, g, c.numel, scale);
+      case 2:
+        return probe_span2(inplace[0] + c.begin, inplace[1] + c.begin, g, c.numel, scale);
+      default:
+        return probe_span3(inplace[0] + c.begin, inplace[1] + c.begin, inplace[2] + c.begin, g,
+                           c.numel, scale);
+    }
+  });
 }
 
 void plain_adamw(const PlainAdamWArgs& args, int num_threads) {
@@ -116,36 +109,31 @@ void plain_adamw(const PlainAdamWArgs& args, int num_threads) {
                        float(args.beta2),
                        float(1.0 - args.beta2),
                        float(args.lr / bias_correction1),
-                       float(std::sqrt(bias_correction2)),
+                       float(1.0 / std::sqrt(bias_correction2)),
                        float(args.eps)};
-  int64_t total = 0;
-  const auto chunks = chunks_of(args.numels, &total);
-  parallel_for(static_cast<int64_t>(chunks.size()), threads_for(total, num_threads),
-               [&](int64_t index) {
-                 const Chunk& c = chunks[index];
-                 adamw_span(args.params[c.tensor] + c.begin, args.grads[c.tensor] + c.begin,
-                            args.exp_avgs[c.tensor] + c.begin, args.exp_avg_sqs[c.tensor] + c.begin,
-                            c.numel, s);
-               });
+  const ChunkList chunks = make_chunks(args.numels);
+  parallel_for_chunks(chunks, num_threads, [&](int64_t index) {
+    const Chunk& c = chunks.chunks[index];
+    adamw_span(args.params[c.tensor] + c.begin, args.grads[c.tensor] + c.begin,
+               args.exp_avgs[c.tensor] + c.begin, args.exp_avg_sqs[c.tensor] + c.begin, c.numel, s);
+  });
 }
 
 void plain_sgd(const PlainSgdArgs& args, int num_threads) {
   const bool momentum = !args.buffers.empty();
   const float lr = float(args.lr);
   const float beta = float(args.momentum);
-  int64_t total = 0;
-  const auto chunks = chunks_of(args.numels, &total);
-  parallel_for(static_cast<int64_t>(chunks.size()), threads_for(total, num_threads),
-               [&](int64_t index) {
-                 const Chunk& c = chunks[index];
-                 float* p = args.params[c.tensor] + c.begin;
-                 const float* g = args.grads[c.tensor] + c.begin;
-                 if (momentum) {
-                   sgd_momentum_span(p, g, args.buffers[c.tensor] + c.begin, c.numel, lr, beta);
-                 } else {
-                   sgd_span(p, g, c.numel, lr);
-                 }
-               });
+  const ChunkList chunks = make_chunks(args.numels);
+  parallel_for_chunks(chunks, num_threads, [&](int64_t index) {
+    const Chunk& c = chunks.chunks[index];
+    float* p = args.params[c.tensor] + c.begin;
+    const float* g = args.grads[c.tensor] + c.begin;
+    if (momentum) {
+      sgd_momentum_span(p, g, args.buffers[c.tensor] + c.begin, c.numel, lr, beta);
+    } else {
+      sgd_span(p, g, c.numel, lr);
+    }
+  });
 }
 
 }  // namespace fusedoptim::cpu::bench

@@ -2,7 +2,6 @@
 
 #include "cpu/chunk_list.h"
 #include "cpu/isa_dispatch.h"
-#include "cpu/thread_pool.h"
 
 namespace fusedoptim::cpu {
 namespace {
@@ -31,15 +30,14 @@ NormSums in_float_range(NormSums sums) {
 // the tensor sizes, so the sum is the same for 1 thread or 64, whichever
 // thread ran which chunk.
 NormSums norm(const NormBatch& batch, NormMode mode, double p, int num_threads) {
-  int64_t total = 0;
-  const auto chunks = make_chunks(batch.numels, [](size_t) { return 0; }, &total);
+  const ChunkList list = make_chunks(batch.numels);
+  const std::vector<Chunk>& chunks = list.chunks;
   std::vector<NormSums> partials(chunks.size());
   const NormKernels& kernels = norm_kernels();
-  parallel_for(
-      static_cast<int64_t>(chunks.size()), threads_for(total, num_threads), [&](int64_t index) {
-        const Chunk& c = chunks[index];
-        partials[index] = kernels.reduce(batch.dtypes[c.tensor], mode, p, at(batch, c), c.numel);
-      });
+  parallel_for_chunks(list, num_threads, [&](int64_t index) {
+    const Chunk& c = chunks[index];
+    partials[index] = kernels.reduce(batch.dtypes[c.tensor], mode, p, at(batch, c), c.numel);
+  });
 
   // See ops::in_float_range: torch sums each fp32/fp16/bf16 tensor in float,
   // and combines the per-tensor norms in double only when one is fp64.
@@ -62,14 +60,12 @@ NormSums norm(const NormBatch& batch, NormMode mode, double p, int num_threads) 
 }
 
 void scale(const NormBatch& batch, double coef, int num_threads) {
-  int64_t total = 0;
-  const auto chunks = make_chunks(batch.numels, [](size_t) { return 0; }, &total);
+  const ChunkList chunks = make_chunks(batch.numels);
   const NormKernels& kernels = norm_kernels();
-  parallel_for(static_cast<int64_t>(chunks.size()), threads_for(total, num_threads),
-               [&](int64_t index) {
-                 const Chunk& c = chunks[index];
-                 kernels.scale(batch.dtypes[c.tensor], at(batch, c), c.numel, coef);
-               });
+  parallel_for_chunks(chunks, num_threads, [&](int64_t index) {
+    const Chunk& c = chunks.chunks[index];
+    kernels.scale(batch.dtypes[c.tensor], at(batch, c), c.numel, coef);
+  });
 }
 
 }  // namespace fusedoptim::cpu

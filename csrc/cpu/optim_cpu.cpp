@@ -4,7 +4,6 @@
 
 #include "cpu/chunk_list.h"
 #include "cpu/isa_dispatch.h"
-#include "cpu/thread_pool.h"
 
 namespace fusedoptim::cpu {
 namespace {
@@ -28,24 +27,21 @@ void adam_step(const AdamBatch& batch, const ops::AdamHyper& hyper, int num_thre
         {ops::adam_scalars<float>(hyper, step), ops::adam_scalars<double>(hyper, step)});
   }
 
-  int64_t total = 0;
-  const auto chunks = make_chunks(batch.numels, [&](size_t i) { return variant[i]; }, &total);
+  const ChunkList chunks = make_chunks(batch.numels, [&](size_t i) { return variant[i]; });
   const OptimKernels& kernels = optim_kernels();
   const int bytes = ops::element_size(batch.dtype);
   const bool amsgrad = hyper.amsgrad;
   const AdamVariant loop_variant{amsgrad, hyper.coupled_decay()};
-  parallel_for(static_cast<int64_t>(chunks.size()), threads_for(total, num_threads),
-               [&](int64_t index) {
-                 const Chunk& c = chunks[index];
-                 const AdamSpan span{
-                     offset(batch.params[c.tensor], c.begin, bytes),
-                     offset(batch.grads[c.tensor], c.begin, bytes),
-                     offset(batch.exp_avgs[c.tensor], c.begin, bytes),
-                     offset(batch.exp_avg_sqs[c.tensor], c.begin, bytes),
-                     amsgrad ? offset(batch.max_exp_avg_sqs[c.tensor], c.begin, bytes) : nullptr,
-                     c.numel};
-                 kernels.adam(batch.dtype, loop_variant, span, scalars[c.variant]);
-               });
+  parallel_for_chunks(chunks, num_threads, [&](int64_t index) {
+    const Chunk& c = chunks.chunks[index];
+    const AdamSpan span{offset(batch.params[c.tensor], c.begin, bytes),
+                        offset(batch.grads[c.tensor], c.begin, bytes),
+                        offset(batch.exp_avgs[c.tensor], c.begin, bytes),
+                        offset(batch.exp_avg_sqs[c.tensor], c.begin, bytes),
+                        amsgrad ? offset(batch.max_exp_avg_sqs[c.tensor], c.begin, bytes) : nullptr,
+                        c.numel};
+    kernels.adam(batch.dtype, loop_variant, span, scalars[c.variant]);
+  });
 }
 
 void sgd_step(const SgdBatch& batch, const ops::SgdHyper& hyper, int num_threads) {
@@ -56,22 +52,19 @@ void sgd_step(const SgdBatch& batch, const ops::SgdHyper& hyper, int num_threads
     return static_cast<int32_t>(batch.new_buffers[i] ? ops::MomentumMode::kFirstStep
                                                      : ops::MomentumMode::kUpdate);
   };
-  int64_t total = 0;
-  const auto chunks = make_chunks(batch.numels, mode_of, &total);
+  const ChunkList chunks = make_chunks(batch.numels, mode_of);
   const OptimKernels& kernels = optim_kernels();
   const int bytes = ops::element_size(batch.dtype);
-  parallel_for(
-      static_cast<int64_t>(chunks.size()), threads_for(total, num_threads), [&](int64_t index) {
-        const Chunk& c = chunks[index];
-        const SgdSpan span{
-            offset(batch.params[c.tensor], c.begin, bytes),
-            offset(batch.grads[c.tensor], c.begin, bytes),
-            has_momentum ? offset(batch.momentum_buffers[c.tensor], c.begin, bytes) : nullptr,
-            c.numel};
-        const SgdVariant variant{static_cast<ops::MomentumMode>(c.variant), hyper.nesterov,
-                                 hyper.coupled_decay()};
-        kernels.sgd(batch.dtype, variant, span, scalars);
-      });
+  parallel_for_chunks(chunks, num_threads, [&](int64_t index) {
+    const Chunk& c = chunks.chunks[index];
+    const SgdSpan span{
+        offset(batch.params[c.tensor], c.begin, bytes),
+        offset(batch.grads[c.tensor], c.begin, bytes),
+        has_momentum ? offset(batch.momentum_buffers[c.tensor], c.begin, bytes) : nullptr, c.numel};
+    const SgdVariant variant{static_cast<ops::MomentumMode>(c.variant), hyper.nesterov,
+                             hyper.coupled_decay()};
+    kernels.sgd(batch.dtype, variant, span, scalars);
+  });
 }
 
 }  // namespace fusedoptim::cpu

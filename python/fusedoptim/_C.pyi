@@ -2,17 +2,54 @@
 
 from typing import Any
 
+class AdamCall:
+    device: int
+    def __init__(
+        self,
+        *,
+        dtype: int,
+        numels: list[int],
+        params: list[int],
+        exp_avgs: list[int],
+        exp_avg_sqs: list[int],
+        max_exp_avg_sqs: list[int],
+        steps: list[int],
+        step_dtype: int,
+        device: int = -1,
+        grad_positions: list[int] = ...,
+    ) -> None: ...
+
+class SgdCall:
+    device: int
+    def __init__(
+        self,
+        *,
+        dtype: int,
+        numels: list[int],
+        params: list[int],
+        momentum_buffers: list[int],
+        new_buffers: list[bool],
+        device: int = -1,
+        grad_positions: list[int] = ...,
+    ) -> None: ...
+
+class GradWatch:
+    grad_addresses: list[int]
+    def __init__(
+        self,
+        group_params: list[Any],
+        has_grad: list[bool],
+        param_addresses: list[int],
+        dtypes: list[Any],
+        numels: list[int],
+        device: int,
+    ) -> None: ...
+    def collect(self, group_params: list[Any]) -> list[Any] | None: ...
+
 def adam_step(
+    call: AdamCall,
+    grads: list[int] | GradWatch,
     *,
-    dtype: int,
-    numels: list[int],
-    params: list[int],
-    grads: list[int],
-    exp_avgs: list[int],
-    exp_avg_sqs: list[int],
-    max_exp_avg_sqs: list[int],
-    steps: list[int],
-    step_dtype: int,
     lr: float,
     beta1: float,
     beta2: float,
@@ -22,18 +59,15 @@ def adam_step(
     decoupled_weight_decay: bool,
     amsgrad: bool,
     maximize: bool,
+    grad_unscale: float = 1.0,
+    grad_clip: float = 1.0,
     num_threads: int,
-    device: int = -1,
     stream: int = 0,
 ) -> None: ...
 def sgd_step(
+    call: SgdCall,
+    grads: list[int] | GradWatch,
     *,
-    dtype: int,
-    numels: list[int],
-    params: list[int],
-    grads: list[int],
-    momentum_buffers: list[int],
-    new_buffers: list[bool],
     lr: float,
     momentum: float,
     dampening: float,
@@ -41,8 +75,9 @@ def sgd_step(
     l1: float,
     nesterov: bool,
     maximize: bool,
+    grad_unscale: float = 1.0,
+    grad_clip: float = 1.0,
     num_threads: int,
-    device: int = -1,
     stream: int = 0,
 ) -> None: ...
 def build_info() -> dict[str, Any]: ...

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -97,65 +96,80 @@ def cuda_compiled() -> bool:
     return bool(_C.build_info()["cuda_compiled"])
 
 
-@dataclass
-class AdamAddresses:
-    """A fused Adam call's tensors except the grads, as the kernel sees them.
+def adam_call(
+    params: Sequence[Array],
+    exp_avgs: Sequence[Array],
+    exp_avg_sqs: Sequence[Array],
+    max_exp_avg_sqs: Sequence[Array],
+    steps: Sequence[Array],
+    grad_positions: Sequence[int] = (),
+) -> _C.AdamCall:
+    """A fused Adam call's tensors except the grads, checked once by the extension.
 
-    The optimizers keep these across steps (see optim/_plan.py); the grads,
-    which autograd re-creates every step, are passed separately.
+    The optimizers keep calls across steps (see optim/_plan.py); the grads,
+    which autograd re-creates every step, are passed to each ``adam_step``.
+    ``grad_positions`` picks the call's grads from a GradWatch's planned params.
     """
-
-    dtype: int
-    device: int
-    numels: list[int]
-    params: list[int]
-    exp_avgs: list[int]
-    exp_avg_sqs: list[int]
-    max_exp_avg_sqs: list[int]  # empty unless amsgrad
-    steps: list[int]
-    step_dtype: int
-
-    @classmethod
-    def of(cls, params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps) -> AdamAddresses:
-        return cls(
-            dtype=dtype_code(params[0]),
-            device=device_index(params[0]),
-            numels=[_numel(p) for p in params],
-            params=addresses(params),
-            exp_avgs=addresses(exp_avgs),
-            exp_avg_sqs=addresses(exp_avg_sqs),
-            max_exp_avg_sqs=addresses(max_exp_avg_sqs),
-            steps=addresses(steps),
-            step_dtype=step_dtype_code(steps[0]),
-        )
+    return _C.AdamCall(
+        dtype=dtype_code(params[0]),
+        numels=[_numel(p) for p in params],
+        params=addresses(params),
+        exp_avgs=addresses(exp_avgs),
+        exp_avg_sqs=addresses(exp_avg_sqs),
+        max_exp_avg_sqs=addresses(max_exp_avg_sqs),
+        steps=addresses(steps),
+        step_dtype=step_dtype_code(steps[0]),
+        device=device_index(params[0]),
+        grad_positions=list(grad_positions),
+    )
 
 
-@dataclass
-class SgdAddresses:
-    """A fused SGD call's tensors except the grads (see AdamAddresses)."""
+def sgd_call(
+    params: Sequence[Array],
+    momentum_buffers: Sequence[Array],
+    new_buffers: Sequence[bool],
+    grad_positions: Sequence[int] = (),
+) -> _C.SgdCall:
+    """A fused SGD call's tensors except the grads (see adam_call).
 
-    dtype: int
-    device: int
-    numels: list[int]
-    params: list[int]
-    momentum_buffers: list[int]  # empty when momentum == 0
-    new_buffers: list[bool]  # buffers this step creates; all False after it
+    ``new_buffers[i]``: tensor i's momentum buffer is created by the first
+    step (torch starts it as a copy of the grad); the call remembers that the
+    buffers exist once a step has run.
+    """
+    return _C.SgdCall(
+        dtype=dtype_code(params[0]),
+        numels=[_numel(p) for p in params],
+        params=addresses(params),
+        momentum_buffers=addresses(momentum_buffers),
+        new_buffers=list(new_buffers) if momentum_buffers else [],
+        device=device_index(params[0]),
+        grad_positions=list(grad_positions),
+    )
 
-    @classmethod
-    def of(cls, params, momentum_buffers, new_buffers) -> SgdAddresses:
-        return cls(
-            dtype=dtype_code(params[0]),
-            device=device_index(params[0]),
-            numels=[_numel(p) for p in params],
-            params=addresses(params),
-            momentum_buffers=addresses(momentum_buffers),
-            new_buffers=list(new_buffers) if momentum_buffers else [],
-        )
+
+def grad_watch(group_params: list[torch.Tensor], params: list[torch.Tensor]) -> _C.GradWatch:
+    """The per-step check of a cached plan: ``params`` are the group's params
+    that have a grad now (plain, dense, contiguous tensors), in group order."""
+    return _C.GradWatch(
+        group_params=group_params,
+        has_grad=[p.grad is not None for p in group_params],
+        param_addresses=addresses(params),
+        dtypes=[p.dtype for p in params],
+        numels=[p.numel() for p in params],
+        device=params[0].get_device() if params else -1,
+    )
+
+
+Grads = Any  # a GradWatch after a successful collect(), or one tensor/array per call tensor
+
+
+def _grad_argument(grads: Grads) -> Any:
+    return grads if isinstance(grads, _C.GradWatch) else addresses(grads)
 
 
 def adam_step(
-    batch: AdamAddresses,
-    grads: list[int],
+    call: _C.AdamCall,
+    grads: Grads,
     *,
     lr: float,
     beta1: float,
@@ -170,22 +184,15 @@ def adam_step(
     grad_clip: float = 1.0,
     num_threads: int | None = None,
 ) -> None:
-    """One fused Adam/AdamW step; ``grads`` are the grads' addresses, in batch order.
+    """One fused Adam/AdamW step over ``call``'s tensors.
 
     Each grad is multiplied by ``grad_unscale`` (1 / GradScaler scale) and then
     by ``grad_clip`` (the max_grad_norm coefficient) inside the kernel.
     """
-    with _on_device(batch.device):
+    with _on_device(call.device):
         _C.adam_step(
-            dtype=batch.dtype,
-            numels=batch.numels,
-            params=batch.params,
-            grads=grads,
-            exp_avgs=batch.exp_avgs,
-            exp_avg_sqs=batch.exp_avg_sqs,
-            max_exp_avg_sqs=batch.max_exp_avg_sqs if amsgrad else [],
-            steps=batch.steps,
-            step_dtype=batch.step_dtype,
+            call,
+            _grad_argument(grads),
             lr=lr,
             beta1=beta1,
             beta2=beta2,
@@ -198,14 +205,13 @@ def adam_step(
             grad_unscale=grad_unscale,
             grad_clip=grad_clip,
             num_threads=resolve_num_threads(num_threads),
-            device=batch.device,
-            stream=cuda_stream(batch.device),
+            stream=cuda_stream(call.device),
         )
 
 
 def sgd_step(
-    batch: SgdAddresses,
-    grads: list[int],
+    call: _C.SgdCall,
+    grads: Grads,
     *,
     lr: float,
     momentum: float,
@@ -218,15 +224,11 @@ def sgd_step(
     grad_clip: float = 1.0,
     num_threads: int | None = None,
 ) -> None:
-    """One fused SGD step; ``grads`` are the grads' addresses, in batch order (see adam_step)."""
-    with _on_device(batch.device):
+    """One fused SGD step over ``call``'s tensors (see adam_step)."""
+    with _on_device(call.device):
         _C.sgd_step(
-            dtype=batch.dtype,
-            numels=batch.numels,
-            params=batch.params,
-            grads=grads,
-            momentum_buffers=batch.momentum_buffers if momentum != 0 else [],
-            new_buffers=batch.new_buffers if momentum != 0 else [],
+            call,
+            _grad_argument(grads),
             lr=lr,
             momentum=momentum,
             dampening=dampening,
@@ -237,8 +239,7 @@ def sgd_step(
             grad_unscale=grad_unscale,
             grad_clip=grad_clip,
             num_threads=resolve_num_threads(num_threads),
-            device=batch.device,
-            stream=cuda_stream(batch.device),
+            stream=cuda_stream(call.device),
         )
 
 

@@ -59,12 +59,12 @@ def adam(
     _check_uniform(params, state_steps)
     if not params:
         return
-    batch = _backend.AdamAddresses.of(
+    call = _backend.adam_call(
         params, exp_avgs, exp_avg_sqs, max_exp_avg_sqs if amsgrad else [], state_steps
     )
     _backend.adam_step(
-        batch,
-        _backend.addresses(grads),
+        call,
+        grads,
         lr=float(lr),
         beta1=float(beta1),
         beta2=float(beta2),
@@ -141,12 +141,10 @@ def sgd(
                 new_buffers[i] = True
     if not params:
         return
-    batch = _backend.SgdAddresses.of(
-        params, momentum_buffer_list if momentum != 0 else [], new_buffers
-    )
+    call = _backend.sgd_call(params, momentum_buffer_list if momentum != 0 else [], new_buffers)
     _backend.sgd_step(
-        batch,
-        _backend.addresses(grads),
+        call,
+        grads,
         lr=float(lr),
         momentum=float(momentum),
         dampening=float(dampening),

@@ -162,11 +162,11 @@ class FusedOptimizer(Optimizer):
             grads = [real_view(item.grad) for item in items]
             hyper = {**self._hyperparameters(group), **scaling}
             for batch in batches if launch else ():
-                self._launch(batch, _backend.addresses([grads[i] for i in batch.positions]), hyper)
+                self._launch(batch, [grads[i] for i in batch.positions], hyper)
             return
         hyper = {**self._hyperparameters(group), **scaling}
         for batch in plan.batches if launch else ():
-            self._launch(batch, plan.grad_addresses(payload, batch), hyper)
+            self._launch(batch, plan.watch, hyper)  # the grads it has just collected
 
     # What each optimizer defines.
     _hyperparameter_keys: tuple[str, ...] = ()  # must be finite numbers at every step
@@ -211,7 +211,8 @@ class FusedOptimizer(Optimizer):
     def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _launch(self, batch: Batch, grads: list[int], hyper: dict[str, Any]) -> None:
+    def _launch(self, batch: Batch, grads: _backend.Grads, hyper: dict[str, Any]) -> None:
+        """One fused call; ``grads``: the batch's grads in order, or the plan's GradWatch."""
         raise NotImplementedError
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -4,14 +4,15 @@
 tensor's metadata from Python (~0.1 us per attribute) costs more than the
 update itself. A plan keeps, per param group, the validated layout of the
 call: the params, their state tensors and every address except the grads'.
-Each step re-checks, in bulk and at C speed (``map`` over torch's getters,
+Each step re-checks, at C speed (``_C.GradWatch`` for the params and grads,
 ``_C.entries_unchanged`` for the state dicts), everything that can change
 between steps:
 
 - the group's param list (``add_param_group``, appends, replacements),
 - each param's address (``p.data = ...``, ``model.to(...)``),
-- which params have a grad, and each grad's dtype, layout and contiguity
-  (autograd re-creates grads every step with ``zero_grad(set_to_none=True)``),
+- which params have a grad, and each grad's dtype, layout, size, device and
+  contiguity (autograd re-creates grads every step with
+  ``zero_grad(set_to_none=True)``),
 - the state: the ``state`` mapping itself (a VersionedState counts changes
   to it: ``load_state_dict``, ``opt.state[p] = ...``) and, per param, the
   identity of every state tensor a kernel reads.
@@ -23,22 +24,14 @@ part of ``state_dict`` or of a deepcopy.
 
 from __future__ import annotations
 
-import operator
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import torch
 
 from fusedoptim import _backend
 
-_grad_of = operator.attrgetter("grad")
-_dtype_of = operator.attrgetter("dtype")
-_layout_of = operator.attrgetter("layout")
-_data_ptr = torch.Tensor.data_ptr
-_is_contiguous = torch.Tensor.is_contiguous
-_has_value = partial(operator.is_not, None)
 _PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
 
 
@@ -104,24 +97,20 @@ class Batch:
     """One fused call of a plan: the positions (into the plan's params) it covers."""
 
     positions: list[int]
-    addresses: Any  # _backend.AdamAddresses or _backend.SgdAddresses
+    call: Any  # _C.AdamCall or _C.SgdCall (see _backend.adam_call / sgd_call)
 
 
 @dataclass
 class GroupPlan:
     group: dict[str, Any]
     structure: tuple  # the group options that shaped the plan (e.g. amsgrad)
-    param_ids: list[int]
-    has_grad: list[bool]
     params: list[torch.Tensor]  # the params with a grad, in group order
-    param_addresses: list[int]
-    dtypes: list[torch.dtype]
+    watch: Any  # _C.GradWatch over group["params"]
     state_dicts: list[dict]
     state_keys: tuple[str, ...]
     state_tensors: list[Any]  # flat: state_dicts[i][state_keys[k]]
     state_version: int
     batches: list[Batch] = field(default_factory=list)
-    layouts: list[Any] = field(default_factory=list)
 
     @classmethod
     def build(
@@ -135,7 +124,7 @@ class GroupPlan:
         """A plan for the params that have a grad now, or None when the group
         has something the fast check does not cover: complex, non-contiguous or
         DTensor params (a DTensor's own address is 0; its shard is checked per step)."""
-        if any(
+        if not params or any(
             type(p) not in _PLAIN_TYPES or p.is_complex() or not p.is_contiguous() for p in params
         ):
             return None
@@ -143,47 +132,32 @@ class GroupPlan:
         return cls(
             group=group,
             structure=structure,
-            param_ids=list(map(id, group["params"])),
-            has_grad=list(map(_has_value, map(_grad_of, group["params"]))),
             params=list(params),
-            param_addresses=list(map(_data_ptr, params)),
-            dtypes=list(map(_dtype_of, params)),
+            watch=_backend.grad_watch(group["params"], params),
             state_dicts=state_dicts,
             state_keys=state_keys,
             state_tensors=[d.get(k) for d in state_dicts for k in state_keys],
             state_version=state.version,
-            layouts=[torch.strided] * len(params),
         )
 
     def current_grads(
         self, group: dict[str, Any], structure: tuple, state: VersionedState
     ) -> list[torch.Tensor] | None:
-        """This step's grads (one per planned param) when the plan still holds, else None."""
-        if group is not self.group or structure != self.structure:
-            return None
-        group_params = group["params"]
-        if list(map(id, group_params)) != self.param_ids:
-            return None
-        grads = list(map(_grad_of, group_params))
-        if list(map(_has_value, grads)) != self.has_grad:
-            return None
-        if len(grads) != len(self.params):
-            grads = [g for g in grads if g is not None]
+        """This step's grads (one per planned param) when the plan still holds, else None.
+
+        On success ``self.watch`` also holds the grads' addresses for the launch.
+        """
         if (
-            state.version != self.state_version
-            or list(map(_data_ptr, self.params)) != self.param_addresses
-            or list(map(_dtype_of, grads)) != self.dtypes
-            or list(map(_layout_of, grads)) != self.layouts
-            or not all(map(_is_contiguous, grads))
+            group is not self.group
+            or structure != self.structure
+            or state.version != self.state_version
         ):
+            return None
+        grads = self.watch.collect(group["params"])
+        if grads is None:
             return None
         if self.state_keys and not _backend.entries_unchanged(
             self.state_dicts, self.state_keys, self.state_tensors
         ):
             return None
         return grads
-
-    def grad_addresses(self, grads: list[torch.Tensor], batch: Batch) -> list[int]:
-        if len(self.batches) == 1:
-            return list(map(_data_ptr, grads))  # one batch covers every planned param in order
-        return [_data_ptr(grads[i]) for i in batch.positions]

@@ -165,14 +165,15 @@ class Adam(FusedOptimizer):
         for positions in positions_by(range(len(items)), key):
             params = [real_view(items[i].param) for i in positions]
             chosen = [states[i] for i in positions]
-            addresses = _backend.AdamAddresses.of(
+            call = _backend.adam_call(
                 params,
                 [real_view(s["exp_avg"]) for s in chosen],
                 [real_view(s["exp_avg_sq"]) for s in chosen],
                 [real_view(s["max_exp_avg_sq"]) for s in chosen] if amsgrad else [],
                 [s["step"] for s in chosen],
+                grad_positions=positions,
             )
-            batches.append(Batch(positions, addresses))
+            batches.append(Batch(positions, call))
         return batches
 
     def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
@@ -189,8 +190,8 @@ class Adam(FusedOptimizer):
             "maximize": bool(group["maximize"]),
         }
 
-    def _launch(self, batch: Batch, grads: list[int], hyper: dict[str, Any]) -> None:
-        _backend.adam_step(batch.addresses, grads, **hyper)
+    def _launch(self, batch: Batch, grads: _backend.Grads, hyper: dict[str, Any]) -> None:
+        _backend.adam_step(batch.call, grads, **hyper)
 
     def _state_for(self, p: Tensor, amsgrad: bool) -> dict[str, Any]:
         state = self.state[p]

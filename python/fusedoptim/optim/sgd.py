@@ -139,12 +139,13 @@ class SGD(FusedOptimizer):
                 if has_momentum
                 else []
             )
-            addresses = _backend.SgdAddresses.of(
+            call = _backend.sgd_call(
                 [real_view(item.param) for item in chosen],
                 buffers,
                 [item.existing is None for item in chosen],
+                grad_positions=positions,
             )
-            batches.append(Batch(positions, addresses))
+            batches.append(Batch(positions, call))
         return batches
 
     def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
@@ -158,7 +159,5 @@ class SGD(FusedOptimizer):
             "maximize": bool(group["maximize"]),
         }
 
-    def _launch(self, batch: Batch, grads: list[int], hyper: dict[str, Any]) -> None:
-        _backend.sgd_step(batch.addresses, grads, **hyper)
-        # The buffers exist now: every later step updates them.
-        batch.addresses.new_buffers = [False] * len(batch.addresses.new_buffers)
+    def _launch(self, batch: Batch, grads: _backend.Grads, hyper: dict[str, Any]) -> None:
+        _backend.sgd_step(batch.call, grads, **hyper)
