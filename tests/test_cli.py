@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 import fusedoptim
 from fusedoptim._bench import training_loop, workloads
@@ -31,6 +32,9 @@ def test_info_json(capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["version"] == fusedoptim.__version__
     assert data["isa_active"] in data["isas_compiled"]
+    # torch's CPU builds load an OpenMP runtime; the step borrows its team.
+    omp = "OpenMP" in torch.__config__.parallel_info()
+    assert data["parallel_backend"].startswith("openmp") == omp
 
 
 def test_python_dash_m_runs_the_command():

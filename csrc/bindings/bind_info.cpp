@@ -53,6 +53,7 @@ void bind_info(py::module_& m) {
     info["isa_detected"] = cpu::detected_isa();
     info["isa_active"] = cpu::active_isa();
     info["hardware_threads"] = cpu::hardware_threads();
+    info["parallel_backend"] = cpu::parallel_backend();
     add_cuda_info(info);
     return info;
   });

@@ -1,11 +1,17 @@
 #include "cpu/thread_pool.h"
 
+#include <dlfcn.h>
+#if defined(__linux__)
+#include <link.h>
+#endif
 #include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -148,15 +154,115 @@ void run_serial(int64_t num_items, ItemFn body, const void* context) {
   for (int64_t item = 0; item < num_items; ++item) body(context, item);
 }
 
+// [note: borrowing torch's OpenMP team] torch runs its CPU ops on an OpenMP
+// team whose idle threads keep spinning for up to about a millisecond after
+// each op. A step that starts right after the backward pass (or right after
+// another torch op) on a pool of its own then has three busy threads on two
+// cores, and runs at two thirds of its speed or worse. So when the process
+// has already loaded an OpenMP runtime (torch's: libgomp on Linux; Intel's
+// and LLVM's runtimes export the same GOMP_parallel entry point), the
+// parallel region runs on that runtime's team, the same threads torch uses,
+// exactly as `#pragma omp parallel` would, without linking OpenMP ourselves
+// (the wheel keeps no OpenMP dependency and never loads a second runtime).
+// Without one, our own pool runs the region.
+using GompParallel = void (*)(void (*fn)(void*), void* data, unsigned num_threads, unsigned flags);
+
+struct OpenMPRuntime {
+  GompParallel parallel = nullptr;
+  std::string name;  // the library's file name
+};
+
+// The OpenMP runtimes this process has loaded, torch's own (under torch/lib)
+// first: on Linux every loaded library whose file name says so, which also
+// finds runtimes that a wheel renamed (libgomp-<hash>.so.1); elsewhere the
+// usual names.
+std::vector<std::string> loaded_openmp_libraries() {
+  std::vector<std::string> paths;
+#if defined(__linux__)
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* out) {
+        const std::string path = info->dlpi_name != nullptr ? info->dlpi_name : "";
+        const std::string file = path.substr(path.find_last_of('/') + 1);
+        for (const char* prefix : {"libgomp", "libiomp5", "libomp"}) {
+          if (file.rfind(prefix, 0) == 0) {
+            static_cast<std::vector<std::string>*>(out)->push_back(path);
+            break;
+          }
+        }
+        return 0;
+      },
+      &paths);
+  std::stable_partition(paths.begin(), paths.end(), [](const std::string& path) {
+    return path.find("/torch/lib/") != std::string::npos;
+  });
+#else
+  paths = {"libomp.dylib", "libiomp5.dylib", "libgomp.1.dylib"};
+#endif
+  return paths;
+}
+
+OpenMPRuntime find_loaded_openmp_runtime() {
+#if defined(RTLD_NOLOAD)
+  for (const std::string& path : loaded_openmp_libraries()) {
+    if (void* handle = dlopen(path.c_str(), RTLD_LAZY | RTLD_NOLOAD)) {
+      if (void* entry = dlsym(handle, "GOMP_parallel")) {
+        return {reinterpret_cast<GompParallel>(entry), path.substr(path.find_last_of('/') + 1)};
+      }
+    }
+  }
+#endif
+  return {};
+}
+
+// Looked up once, on first use: torch is imported (and its runtime loaded)
+// before _C. FUSEDOPTIM_PARALLEL=pool keeps the step on our own pool (for
+// comparisons, or on a machine so oversubscribed that waiting at OpenMP's
+// closing barrier for a descheduled team thread costs more than the fight).
+const OpenMPRuntime& openmp_runtime() {
+  static const OpenMPRuntime runtime = [] {
+    const char* choice = std::getenv("FUSEDOPTIM_PARALLEL");
+    if (choice != nullptr && std::string(choice) == "pool") return OpenMPRuntime{};
+    return find_loaded_openmp_runtime();
+  }();
+  return runtime;
+}
+
+struct OpenMPJob {
+  std::atomic<int64_t> next{0};
+  int64_t num_items;
+  ItemFn body;
+  const void* context;
+};
+
+void run_openmp_items(void* data) {
+  auto* job = static_cast<OpenMPJob*>(data);
+  for (int64_t item = job->next.fetch_add(1, std::memory_order_relaxed); item < job->num_items;
+       item = job->next.fetch_add(1, std::memory_order_relaxed)) {
+    job->body(job->context, item);
+  }
+}
+
 }  // namespace
 
 int hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
 
+std::string parallel_backend() {
+  const OpenMPRuntime& runtime = openmp_runtime();
+  return runtime.parallel != nullptr ? std::string("openmp (") + runtime.name + ")" : "pool";
+}
+
 void parallel_for(int64_t num_items, int num_threads, ItemFn body, const void* context) {
   if (num_items <= 0) return;
   num_threads = static_cast<int>(std::min<int64_t>(std::max(num_threads, 1), num_items));
-  if (num_threads == 1 || num_items > kMaxItemsPerJob ||
-      !pool().run(num_threads, num_items, body, context)) {
+  if (num_threads == 1) return run_serial(num_items, body, context);
+  if (const GompParallel openmp = openmp_runtime().parallel) {
+    OpenMPJob job;
+    job.num_items = num_items;
+    job.body = body;
+    job.context = context;
+    return openmp(&run_openmp_items, &job, static_cast<unsigned>(num_threads), 0);
+  }
+  if (num_items > kMaxItemsPerJob || !pool().run(num_threads, num_items, body, context)) {
     run_serial(num_items, body, context);
   }
 }

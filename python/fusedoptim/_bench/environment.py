@@ -45,6 +45,7 @@ def describe() -> dict:
         "isas_compiled": info["isas_compiled"],
         "isa_detected": info["isa_detected"],
         "isa_active": info["isa_active"],
+        "parallel_backend": info["parallel_backend"],
         "fusedoptim_threads": info["num_threads"],
         "cuda_compiled": info["cuda_compiled"],
         "load_average_start": load_average(),
@@ -56,6 +57,7 @@ def summary_line(env: dict) -> str:
     load_text = "n/a" if load is None else " ".join(f"{x:.2f}" for x in load)
     return (
         f"{env['cpu']}, {env['cpu_count']} CPUs | fusedoptim {env['fusedoptim']} "
-        f"(kernels: {env['isa_active']}, {env['fusedoptim_threads']} threads) | "
+        f"(kernels: {env['isa_active']}, {env['fusedoptim_threads']} threads on "
+        f"{env.get('parallel_backend', 'pool')}) | "
         f"torch {env['torch']} ({env['torch_threads']} threads) | load average {load_text}"
     )

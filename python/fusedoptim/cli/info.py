@@ -24,7 +24,7 @@ def format_info(info: dict) -> str:
         f"  CPU detected:         {info['isa_detected']}",
         f"  CPU kernels active:   {active}",
         f"  threads:              {info['num_threads']} "
-        f"(hardware threads: {info['hardware_threads']})",
+        f"(hardware threads: {info['hardware_threads']}; run by {info['parallel_backend']})",
         f"  CUDA:                 {cuda}",
         f"  torch:                {info['torch_version']} "
         f"(CUDA available: {'yes' if info['torch_cuda_available'] else 'no'})",
