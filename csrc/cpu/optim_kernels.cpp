@@ -2,13 +2,15 @@
 // ISA's flags. The loops are written for the auto-vectorizer: `omp simd` over
 // restrict pointers, the per-element math from ops/, and the option flags as
 // loop-invariant selects. gcc emits the vector main loop and the scalar tail;
-// bf16 spans run two elements per iteration (cpu/half_pairs.h);
+// bf16 spans run two elements per iteration (cpu/half_pairs.h), fp16 spans a
+// block at a time through F16C conversions (cpu/fp16_blocks.h);
 // `-fopt-info-vec` confirms every loop below is vectorized on each ISA.
 #include "cpu/optim_kernels.h"
 
 #include <algorithm>
 #include <type_traits>
 
+#include "cpu/fp16_blocks.h"
 #include "cpu/half_pairs.h"
 #include "cpu/isa_build.h"
 
@@ -43,8 +45,8 @@ const ops::SgdScalars<double>& pick<double>(const SgdStepScalars& s) {
 }
 
 // The element loops: ops::load/ops::store around the ops/ update, one element
-// per iteration. fp32/fp64/fp16 spans run here whole, bf16 spans their odd
-// last element (see adam_bf16_pairs).
+// per iteration. fp32/fp64 spans run here whole, fp16 spans as float scratch
+// blocks, bf16 spans their odd last element (see adam_bf16_pairs).
 template <bool kAmsgrad, bool kCoupledDecay, bool kL1, typename S>
 void adam_elements(S* __restrict param, const S* __restrict grad, S* __restrict exp_avg,
                    S* __restrict exp_avg_sq, S* __restrict max_exp_avg_sq, int64_t n,
@@ -144,6 +146,45 @@ void sgd_bf16_pairs(BFloat16* __restrict param, const BFloat16* __restrict grad,
   }
 }
 
+// fp16 a block at a time: widen into float scratch, run the float loop, narrow
+// back (see [note: fp16 blocks] in fp16_blocks.h).
+template <bool kAmsgrad, bool kCoupledDecay, bool kL1>
+void adam_fp16_blocks(Half* param, const Half* grad, Half* exp_avg, Half* exp_avg_sq,
+                      Half* max_exp_avg_sq, int64_t numel, const ops::AdamScalars<float>& s) {
+  alignas(64) float p[kFp16Block], g[kFp16Block], m[kFp16Block], v[kFp16Block];
+  alignas(64) float v_max[kAmsgrad ? kFp16Block : 1];
+  for (int64_t begin = 0; begin < numel; begin += kFp16Block) {
+    const int64_t n = std::min(kFp16Block, numel - begin);
+    widen_block(param + begin, p, n);
+    widen_block(grad + begin, g, n);
+    widen_block(exp_avg + begin, m, n);
+    widen_block(exp_avg_sq + begin, v, n);
+    if (kAmsgrad) widen_block(max_exp_avg_sq + begin, v_max, n);
+    adam_elements<kAmsgrad, kCoupledDecay, kL1>(p, g, m, v, v_max, n, s);
+    narrow_block(p, param + begin, n);
+    narrow_block(m, exp_avg + begin, n);
+    narrow_block(v, exp_avg_sq + begin, n);
+    if (kAmsgrad) narrow_block(v_max, max_exp_avg_sq + begin, n);
+  }
+}
+
+template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, bool kL1>
+void sgd_fp16_blocks(Half* param, const Half* grad, Half* buffer, int64_t numel,
+                     const ops::SgdScalars<float>& s) {
+  constexpr bool kHasBuffer = kMode != MomentumMode::kNone;
+  alignas(64) float p[kFp16Block], g[kFp16Block];
+  alignas(64) float buf[kHasBuffer ? kFp16Block : 1];
+  for (int64_t begin = 0; begin < numel; begin += kFp16Block) {
+    const int64_t n = std::min(kFp16Block, numel - begin);
+    widen_block(param + begin, p, n);
+    widen_block(grad + begin, g, n);
+    if (kMode == MomentumMode::kUpdate) widen_block(buffer + begin, buf, n);
+    sgd_elements<kMode, kNesterov, kCoupledDecay, kL1>(p, g, buf, n, s);
+    narrow_block(p, param + begin, n);
+    if (kHasBuffer) narrow_block(buf, buffer + begin, n);
+  }
+}
+
 template <bool kAmsgrad, bool kCoupledDecay, bool kL1, typename S>
 void adam_span(const AdamSpan& span, const AdamStepScalars& scalars) {
   S* param = static_cast<S*>(span.param);
@@ -152,6 +193,10 @@ void adam_span(const AdamSpan& span, const AdamStepScalars& scalars) {
   S* exp_avg_sq = static_cast<S*>(span.exp_avg_sq);
   S* max_exp_avg_sq = static_cast<S*>(span.max_exp_avg_sq);
   const auto& s = pick<MathType<S>>(scalars);
+  if constexpr (std::is_same_v<S, Half>) {
+    return adam_fp16_blocks<kAmsgrad, kCoupledDecay, kL1>(param, grad, exp_avg, exp_avg_sq,
+                                                          max_exp_avg_sq, span.numel, s);
+  }
   int64_t done = 0;
   if constexpr (std::is_same_v<S, BFloat16>) {
     adam_bf16_pairs<kAmsgrad, kCoupledDecay, kL1>(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq,
@@ -169,6 +214,10 @@ void sgd_span(const SgdSpan& span, const SgdStepScalars& scalars) {
   const S* grad = static_cast<const S*>(span.grad);
   S* buffer = static_cast<S*>(span.momentum_buffer);
   const auto& s = pick<MathType<S>>(scalars);
+  if constexpr (std::is_same_v<S, Half>) {
+    return sgd_fp16_blocks<kMode, kNesterov, kCoupledDecay, kL1>(param, grad, buffer, span.numel,
+                                                                 s);
+  }
   int64_t done = 0;
   if constexpr (std::is_same_v<S, BFloat16>) {
     sgd_bf16_pairs<kMode, kNesterov, kCoupledDecay, kL1>(param, grad, buffer, span.numel, s);
