@@ -22,13 +22,17 @@ struct Bf16Pair {
   float even, odd;
 };
 
-inline Bf16Pair load_pair(const ops::BFloat16* base, int64_t pair) {
+// always_inline: gcc's inliner otherwise gives up on some of the larger loop
+// instantiations (avx2 SGD), and a call inside the loop stops vectorization.
+#define FUSEDOPTIM_PAIR_INLINE inline __attribute__((always_inline))
+
+FUSEDOPTIM_PAIR_INLINE Bf16Pair load_pair(const ops::BFloat16* base, int64_t pair) {
   uint32_t bits;
   memcpy(&bits, base + 2 * pair, sizeof(bits));
   return {ops::bf16_to_float(uint16_t(bits)), ops::bf16_to_float(uint16_t(bits >> 16))};
 }
 
-inline void store_pair(ops::BFloat16* base, int64_t pair, float even, float odd) {
+FUSEDOPTIM_PAIR_INLINE void store_pair(ops::BFloat16* base, int64_t pair, float even, float odd) {
   const uint32_t bits = uint32_t(ops::float_to_bf16(even)) | uint32_t(ops::float_to_bf16(odd))
                                                                  << 16;
   memcpy(base + 2 * pair, &bits, sizeof(bits));
