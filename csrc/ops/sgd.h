@@ -30,7 +30,8 @@ enum class MomentumMode : int {
   kUpdate = 2,     // buf = momentum * buf + (1 - dampening) * g
 };
 
-template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, typename M>
+// kL1 as in ops/adam.h: false only where the L1 threshold is known to be 0.
+template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, bool kL1 = true, typename M>
 FUSEDOPTIM_HOST_DEVICE void sgd_update(M& param, M grad, M& momentum_buffer,
                                        const SgdScalars<M>& s) {
   grad = grad * s.grad_unscale;  // scaler.unscale_(), clip_grad_norm_(), -grad: in torch's order
@@ -46,7 +47,7 @@ FUSEDOPTIM_HOST_DEVICE void sgd_update(M& param, M grad, M& momentum_buffer,
     grad = kNesterov ? grad + s.momentum * momentum_buffer : momentum_buffer;
   }
   param = param + s.neg_lr * grad;
-  param = l1_proximal(param, s.l1_threshold);
+  if (kL1) param = l1_proximal(param, s.l1_threshold);
 }
 
 struct SgdHyper {
