@@ -155,16 +155,16 @@ void run_serial(int64_t num_items, ItemFn body, const void* context) {
 }
 
 // [note: borrowing torch's OpenMP team] torch runs its CPU ops on an OpenMP
-// team whose idle threads keep spinning for up to about a millisecond after
-// each op. A step that starts right after the backward pass (or right after
-// another torch op) on a pool of its own then has three busy threads on two
-// cores, and runs at two thirds of its speed or worse. So when the process
-// has already loaded an OpenMP runtime (torch's: libgomp on Linux; Intel's
-// and LLVM's runtimes export the same GOMP_parallel entry point), the
-// parallel region runs on that runtime's team, the same threads torch uses,
-// exactly as `#pragma omp parallel` would, without linking OpenMP ourselves
-// (the wheel keeps no OpenMP dependency and never loads a second runtime).
-// Without one, our own pool runs the region.
+// team whose idle threads keep spinning for a while after each op (libgomp's
+// default spin count). A step that starts right after the backward pass on a
+// pool of its own then has three busy threads on two cores: in a training loop
+// of 48 Linear(256, 256) layers the step took 9% longer than alone that way,
+// 2% on torch's team. So when the process has already loaded an OpenMP
+// runtime (torch's: libgomp on Linux; Intel's and LLVM's runtimes export the
+// same GOMP_parallel entry point), the parallel region runs on that runtime's
+// team, the same threads torch uses, exactly as `#pragma omp parallel` would,
+// without linking OpenMP ourselves (the wheel keeps no OpenMP dependency and
+// never loads a second runtime). Without one, our own pool runs the region.
 using GompParallel = void (*)(void (*fn)(void*), void* data, unsigned num_threads, unsigned flags);
 
 struct OpenMPRuntime {
