@@ -21,7 +21,7 @@ from fusedoptim.optim._dtensor import local_tensor
 from fusedoptim.optim._plan import Batch, GroupPlan, versioned
 from fusedoptim.penalties import global_grad_norm
 
-__all__ = ["Batch", "FusedOptimizer", "Item"]
+__all__ = ["Batch", "FusedOptimizer", "Item", "fused_calls"]
 
 
 class Item(NamedTuple):
@@ -292,6 +292,24 @@ def positions_by(items: Iterable[Any], key: Callable[[Any], Any]) -> list[list[i
     for position, item in enumerate(items):
         groups.setdefault(key(item), []).append(position)
     return list(groups.values())
+
+
+def fused_calls(items: list[Item], key: Callable[[int], Any]) -> list[list[int]]:
+    """Item positions grouped into fused calls by ``key(position)``, in launch order.
+
+    A param listed twice in one group (torch warns, then updates it twice in a
+    row) gets its second update from a later call: within one call every
+    tensor is a different piece of memory, so no two threads ever write the
+    same element, and the second update sees the first one's result and step
+    count, as in torch.optim.
+    """
+    seen: dict[int, int] = {}
+    repeat = []
+    for item in items:
+        count = seen.get(id(item.param), 0)
+        repeat.append(count)
+        seen[id(item.param)] = count + 1
+    return positions_by(range(len(items)), lambda i: (repeat[i], key(i)))
 
 
 def check_group_hyperparameters(kind: str, group_index: int, group: dict, keys: tuple) -> None:

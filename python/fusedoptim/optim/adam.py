@@ -14,7 +14,7 @@ from fusedoptim.optim._base import (
     FusedOptimizer,
     Item,
     check_step_counter,
-    positions_by,
+    fused_calls,
     real_view,
     to_float,
 )
@@ -162,7 +162,7 @@ class Adam(FusedOptimizer):
             return real_view(items[position].param).dtype, states[position]["step"].dtype
 
         batches = []
-        for positions in positions_by(range(len(items)), key):
+        for positions in fused_calls(items, key):
             params = [real_view(items[i].param) for i in positions]
             chosen = [states[i] for i in positions]
             call = _backend.adam_call(

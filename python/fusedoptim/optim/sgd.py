@@ -12,7 +12,7 @@ from fusedoptim.optim._base import (
     Batch,
     FusedOptimizer,
     Item,
-    positions_by,
+    fused_calls,
     real_view,
     to_float,
 )
@@ -132,7 +132,7 @@ class SGD(FusedOptimizer):
     def _batches(self, group: dict[str, Any], items: list[Item]) -> list[Batch]:
         has_momentum = group["momentum"] != 0
         batches = []
-        for positions in positions_by(range(len(items)), lambda i: real_view(items[i].param).dtype):
+        for positions in fused_calls(items, lambda i: real_view(items[i].param).dtype):
             chosen = [items[i] for i in positions]
             buffers = (
                 [real_view(self.state[item.param]["momentum_buffer"]) for item in chosen]
