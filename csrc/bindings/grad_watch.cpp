@@ -2,8 +2,6 @@
 
 #include <pybind11/stl.h>
 
-#include <string>
-
 #include "bindings/bindings.h"
 
 namespace py = pybind11;
@@ -30,6 +28,7 @@ class TensorAttrs {
     const py::module_ torch = py::module_::import("torch");
     tensor_type_ = torch.attr("Tensor").ptr();
     parameter_type_ = torch.attr("nn").attr("Parameter").ptr();
+    strided_ = torch.attr("strided").ptr();
     const py::object base = torch.attr("_C").attr("TensorBase");
     for (int a = 0; a < kNumAttrs; ++a) {
       names_[a] = PyUnicode_InternFromString(kAttrNames[a]);
@@ -55,8 +54,12 @@ class TensorAttrs {
     return py::reinterpret_steal<py::object>(value);
   }
 
+  // torch.strided, the layout every planned grad must have.
+  PyObject* strided() const { return strided_; }
+
  private:
   PyObject* tensor_type_;
+  PyObject* strided_;
   PyObject* parameter_type_;
   PyObject* names_[kNumAttrs];
   PyObject* descriptors_[kNumAttrs];
@@ -92,10 +95,7 @@ uintptr_t address_of(PyObject* tensor) {
 GradWatch::GradWatch(const py::list& group_params, const std::vector<bool>& has_grad,
                      const std::vector<uintptr_t>& param_addresses, const py::list& dtypes,
                      const std::vector<int64_t>& numels, int device)
-    : param_addresses_(param_addresses),
-      numels_(numels),
-      device_(device),
-      strided_(py::module_::import("torch").attr("strided")) {
+    : param_addresses_(param_addresses), numels_(numels), device_(device) {
   if (has_grad.size() != group_params.size()) {
     throw py::value_error("has_grad: expected one flag per group param");
   }
@@ -117,7 +117,7 @@ GradWatch::GradWatch(const py::list& group_params, const std::vector<bool>& has_
 bool GradWatch::grad_matches(size_t k, PyObject* grad) {
   const TensorAttrs& attrs = tensor_attrs();
   if (attrs.get(grad, kDtype).ptr() != dtypes_[k].ptr()) return false;
-  if (attrs.get(grad, kLayout).ptr() != strided_.ptr()) return false;
+  if (attrs.get(grad, kLayout).ptr() != attrs.strided()) return false;
   if (as_int(attrs.get(grad, kNumel), -1) != numels_[k]) return false;
   if (attrs.get(grad, kIsContiguous).ptr() != Py_True) return false;
   if (as_int(attrs.get(grad, kGetDevice), -2) != device_) return false;

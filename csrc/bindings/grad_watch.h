@@ -50,7 +50,6 @@ class GradWatch {
   std::vector<pybind11::object> dtypes_;
   std::vector<int64_t> numels_;
   int device_;
-  pybind11::object strided_;
   std::vector<uintptr_t> grad_addresses_;
 };
 

@@ -3,7 +3,7 @@
 // scalar; see CMakeLists.txt). It is not one of the per-ISA kernel builds:
 // instead each loop is cloned by the compiler for AVX-512, AVX2 and the
 // baseline and the loader picks the best clone, which is what a careful C
-// programmer gets from a plain loop without -march=native. The loops are
+// programmer gets from a plain loop without host-specific compiler flags. The loops are
 // split with the optimizers' own chunk list and thread pool, so a difference
 // against fusedoptim is the loop body and the Python-side overhead, not the
 // threading.

@@ -10,7 +10,7 @@ every group has passed phase 1, so a refused step loses nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -286,16 +286,9 @@ def real_view(t: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(t) if t.is_complex() else t
 
 
-def positions_by(items: Iterable[Any], key: Callable[[Any], Any]) -> list[list[int]]:
-    """Item positions grouped by key (first-seen order): one fused call per group."""
-    groups: dict[Any, list[int]] = {}
-    for position, item in enumerate(items):
-        groups.setdefault(key(item), []).append(position)
-    return list(groups.values())
-
-
 def fused_calls(items: list[Item], key: Callable[[int], Any]) -> list[list[int]]:
-    """Item positions grouped into fused calls by ``key(position)``, in launch order.
+    """Item positions grouped into fused calls by ``key(position)``, in launch
+    (first-seen) order: one call per group.
 
     A param listed twice in one group (torch warns, then updates it twice in a
     row) gets its second update from a later call: within one call every
@@ -304,12 +297,12 @@ def fused_calls(items: list[Item], key: Callable[[int], Any]) -> list[list[int]]
     count, as in torch.optim.
     """
     seen: dict[int, int] = {}
-    repeat = []
-    for item in items:
-        count = seen.get(id(item.param), 0)
-        repeat.append(count)
-        seen[id(item.param)] = count + 1
-    return positions_by(range(len(items)), lambda i: (repeat[i], key(i)))
+    calls: dict[Any, list[int]] = {}
+    for position, item in enumerate(items):
+        repeat = seen.get(id(item.param), 0)
+        seen[id(item.param)] = repeat + 1
+        calls.setdefault((repeat, key(position)), []).append(position)
+    return list(calls.values())
 
 
 def check_group_hyperparameters(kind: str, group_index: int, group: dict, keys: tuple) -> None:

@@ -124,7 +124,7 @@ class GroupPlan:
         """A plan for the params that have a grad now, or None when the group
         has something the fast check does not cover: complex, non-contiguous or
         DTensor params (a DTensor's own address is 0; its shard is checked per step)."""
-        if not params or any(
+        if any(
             type(p) not in _PLAIN_TYPES or p.is_complex() or not p.is_contiguous() for p in params
         ):
             return None
