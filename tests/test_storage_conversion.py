@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import fusedoptim
 from fusedoptim import _C
 
 CODES = {torch.float16: 2, torch.bfloat16: 3}
@@ -59,3 +60,55 @@ def test_float_rounds_to_half_like_torch(dtype):
     nan = expected.isnan()
     assert torch.equal(out.isnan(), nan)
     assert torch.equal(out[~nan].view(torch.int16), expected[~nan].view(torch.int16))
+
+
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+def test_bf16_kernel_stores_round_like_torch(isa):
+    """The optimizer loops narrow bf16 two elements at a time (cpu/half_pairs.h),
+    not through float_to_storage: an SGD step p = 0 + -1 * (g * scale) on every
+    bf16 grad pattern times scales that make ties, overflow and subnormals must
+    round exactly as torch's cast of the same float32 arithmetic."""
+    if isa not in _usable_isas():
+        pytest.skip(f"this CPU cannot run {isa}")
+    every_bf16 = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16)
+    grads = every_bf16.view(torch.bfloat16)
+    # One extra element: the odd tail runs the one-element loop.
+    grads = torch.cat([grads, torch.tensor([1.0 + 2**-7], dtype=torch.bfloat16)])
+    chosen = fusedoptim.info()["isa_active"]
+    try:
+        fusedoptim._backend.set_isa(isa)
+        for scale in (1.0 + 2**-8, 1.0 + 3 * 2**-9, 0.3, 3.0, 2.0**-10):
+            params = torch.zeros_like(grads)
+            call = _C.SgdCall(
+                dtype=CODES[torch.bfloat16],
+                numels=[grads.numel()],
+                params=[params.data_ptr()],
+                momentum_buffers=[],
+                new_buffers=[],
+            )
+            _C.sgd_step(
+                call,
+                [grads.data_ptr()],
+                lr=1.0,
+                momentum=0.0,
+                dampening=0.0,
+                weight_decay=0.0,
+                l1=0.0,
+                nesterov=False,
+                maximize=False,
+                grad_unscale=scale,
+                num_threads=2,
+            )
+            scale32 = torch.tensor(scale, dtype=torch.float32)
+            expected = (0.0 + -1.0 * ((grads.float() * scale32) * 1.0)).to(torch.bfloat16)
+            nan = expected.isnan()
+            assert torch.equal(params.isnan(), nan)
+            assert torch.equal(params[~nan].view(torch.int16), expected[~nan].view(torch.int16))
+    finally:
+        fusedoptim._backend.set_isa(chosen)
+
+
+def _usable_isas():
+    info = fusedoptim.info()
+    compiled = info["isas_compiled"]
+    return compiled[: compiled.index(info["isa_detected"]) + 1]

@@ -2,10 +2,11 @@
 //
 // [note: bf16 pair layout] Two adjacent bf16 values read as one uint32 hold
 // element 2j in the low half and 2j+1 in the high half, so widening them is
-// `w << 16` and `w & 0xFFFF0000`, and narrowing joins two rounded results
-// with a shift and an or. A loop over pairs that updates the even and the odd
-// element as two independent values therefore vectorizes with 32-bit lane
-// operations only. Converting one element per iteration instead made gcc emit
+// `w << 16` and `w & 0xFFFF0000`, and narrowing joins two results rounded in
+// place (ops::float_to_bf16_high_half) with one shift and one bitwise select.
+// A loop over pairs that updates the even and the odd element as two
+// independent values therefore vectorizes with 32-bit lane operations only.
+// Converting one element per iteration instead made gcc emit
 // zero-extensions, 256-bit extracts and cross-lane word permutes (vpermt2w)
 // for every stream. The conversions are still the ops/storage.h functions, so
 // the results are bit-exact with torch and identical on every ISA.
@@ -33,8 +34,8 @@ FUSEDOPTIM_PAIR_INLINE Bf16Pair load_pair(const ops::BFloat16* base, int64_t pai
 }
 
 FUSEDOPTIM_PAIR_INLINE void store_pair(ops::BFloat16* base, int64_t pair, float even, float odd) {
-  const uint32_t bits = uint32_t(ops::float_to_bf16(even)) | uint32_t(ops::float_to_bf16(odd))
-                                                                 << 16;
+  const uint32_t bits = (ops::float_to_bf16_high_half(even) >> 16) |
+                        (ops::float_to_bf16_high_half(odd) & 0xFFFF0000u);
   memcpy(base + 2 * pair, &bits, sizeof(bits));
 }
 

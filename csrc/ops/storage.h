@@ -40,11 +40,18 @@ FUSEDOPTIM_HOST_DEVICE uint32_t float_to_bits(float f) {
 
 FUSEDOPTIM_HOST_DEVICE float bf16_to_float(uint16_t h) { return bits_to_float(uint32_t(h) << 16); }
 
-FUSEDOPTIM_HOST_DEVICE uint16_t float_to_bf16(float f) {
+// float -> bf16 (round to nearest even, NaN kept as a quiet NaN) in the high
+// 16 bits of the result; the low 16 bits are left uncleared. The bf16 pair
+// loops (cpu/half_pairs.h) join two of these with one bitwise select.
+FUSEDOPTIM_HOST_DEVICE uint32_t float_to_bf16_high_half(float f) {
   const uint32_t u = float_to_bits(f);
-  const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-  const uint32_t quiet_nan = (u >> 16) | 0x40u;
-  return uint16_t(f != f ? quiet_nan : rounded);
+  const uint32_t rounded = u + 0x7FFFu + ((u >> 16) & 1u);
+  const uint32_t quiet_nan = u | 0x400000u;
+  return f != f ? quiet_nan : rounded;
+}
+
+FUSEDOPTIM_HOST_DEVICE uint16_t float_to_bf16(float f) {
+  return uint16_t(float_to_bf16_high_half(f) >> 16);
 }
 
 FUSEDOPTIM_HOST_DEVICE float fp16_to_float(uint16_t h) {
