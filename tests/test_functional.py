@@ -105,6 +105,28 @@ def test_functional_adamw_numpy_float16():
             ValueError,
             "step counter",
         ),
+        (
+            lambda p, g: F.sgd([p, p[1:3]], [g, g[:2]], [None, None], lr=0.1),
+            ValueError,
+            r"params\[1\] shares memory with params\[0\]",
+        ),
+        (
+            lambda p, g: F.adam([p], [g], [p], [g.copy()], [], [np.zeros((), np.float32)]),
+            ValueError,
+            r"exp_avgs\[0\] shares memory with params\[0\]",
+        ),
+        (
+            lambda p, g: F.adam(
+                [p[:2], p[2:]],
+                [g[:2], g[2:]],
+                [np.zeros(2), np.zeros(2)],
+                [np.zeros(2), np.zeros(2)],
+                [],
+                [np.zeros((), np.float32)] * 2,
+            ),
+            ValueError,
+            r"state_steps\[1\] shares memory with state_steps\[0\]",
+        ),
     ],
 )
 def test_functional_refusals_write_nothing(call, error, message):

@@ -5,7 +5,8 @@ For code that keeps its own optimizer state. Arguments follow
 in place, ``state_steps`` holds one 0-dim float32/float64 counter per param
 (CPU tensor or numpy array) that each call increments, and ``sgd`` fills
 ``None`` entries of ``momentum_buffer_list`` with new buffers. Inputs are
-checked before anything is written.
+checked before anything is written; the tensors a call writes (params and
+state) must not share memory, as one call updates them all at once.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from fusedoptim import _backend, _validation
+from fusedoptim._overlap import find_overlap
 
 Array = Any  # torch.Tensor or numpy.ndarray
 
@@ -57,6 +59,9 @@ def adam(
         _validation.check_tensors(label, p, companions)
         _validation.check_step_counter(state_steps[i], label)
     _check_uniform(params, state_steps)
+    written = {"params": params, **lists}
+    del written["grads"]
+    _check_disjoint(written)
     if not params:
         return
     call = _backend.adam_call(
@@ -133,6 +138,7 @@ def sgd(
             companions.append(("momentum_buffer", momentum_buffer_list[i]))
         _validation.check_tensors(f"params[{i}]", p, companions)
     _check_uniform(params, [])
+    _check_disjoint({"params": params, **lists} if momentum != 0 else {"params": params})
     new_buffers = [False] * len(params)
     if momentum != 0:
         for i, p in enumerate(params):
@@ -166,6 +172,23 @@ def _check_hyper(**values: float) -> None:
     for name, value in values.items():
         if not value >= 0.0:
             raise ValueError(f"Invalid {name} value: {value}")
+
+
+def _check_disjoint(written: dict[str, Sequence[Any]]) -> None:
+    """One fused call writes every tensor at once, from several threads: the
+    tensors it writes must not share memory (torch.optim's functional API
+    would update a repeated param twice in a row; pass such params in
+    separate calls)."""
+    named = [
+        (name, i, x) for name, xs in written.items() for i, x in enumerate(xs) if x is not None
+    ]
+    overlap = find_overlap([x for _, _, x in named])
+    if overlap is not None:
+        (first, i, _), (second, j, _) = named[overlap[0]], named[overlap[1]]
+        raise ValueError(
+            f"{second}[{j}] shares memory with {first}[{i}]: one fused call writes both at "
+            "once; update them in separate calls"
+        )
 
 
 def _check_lengths(params: Sequence[Any], lists: dict[str, Sequence[Any]]) -> None:

@@ -17,6 +17,7 @@ import torch
 from torch.optim import Optimizer
 
 from fusedoptim import _backend, _validation
+from fusedoptim._overlap import overlap_levels
 from fusedoptim.optim._dtensor import local_tensor
 from fusedoptim.optim._plan import Batch, GroupPlan, versioned
 from fusedoptim.penalties import global_grad_norm
@@ -287,22 +288,20 @@ def real_view(t: torch.Tensor) -> torch.Tensor:
 
 
 def fused_calls(items: list[Item], key: Callable[[int], Any]) -> list[list[int]]:
-    """Item positions grouped into fused calls by ``key(position)``, in launch
-    (first-seen) order: one call per group.
+    """Item positions grouped into fused calls by ``key(position)``: one call
+    per key and overlap level, level by level, keys in first-seen order.
 
-    A param listed twice in one group (torch warns, then updates it twice in a
-    row) gets its second update from a later call: within one call every
-    tensor is a different piece of memory, so no two threads ever write the
-    same element, and the second update sees the first one's result and step
-    count, as in torch.optim.
+    Within one call every tensor is a different piece of memory, so no two
+    threads ever write the same element. A param listed twice in one group
+    (torch warns, then updates it twice in a row) or two overlapping views of
+    one buffer get their updates from successive calls, in list order, each
+    seeing the other's result, as in torch.optim (see _overlap.py).
     """
-    seen: dict[int, int] = {}
+    levels = overlap_levels([real_view(item.param) for item in items])
     calls: dict[Any, list[int]] = {}
-    for position, item in enumerate(items):
-        repeat = seen.get(id(item.param), 0)
-        seen[id(item.param)] = repeat + 1
-        calls.setdefault((repeat, key(position)), []).append(position)
-    return list(calls.values())
+    for position, level in enumerate(levels):
+        calls.setdefault((level, key(position)), []).append(position)
+    return [calls[call] for call in sorted(calls, key=lambda call: call[0])]
 
 
 def check_group_hyperparameters(kind: str, group_index: int, group: dict, keys: tuple) -> None:

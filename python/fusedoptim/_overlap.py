@@ -1,0 +1,80 @@
+"""Tensors of one fused call that share memory.
+
+One fused call writes all its tensors at once, from several threads, so no
+two of them may overlap. torch.optim updates a group's params one after the
+other: a param listed twice, or two params that are overlapping views of one
+buffer, get their updates in list order, each reading the other's result. The
+optimizers reproduce that with successive calls (``overlap_levels``: each
+param waits for the earlier params it overlaps, and calls run level by
+level); the functional API, which gets its state lists from the caller,
+refuses such lists instead (``find_overlap``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fusedoptim import _backend
+
+
+def overlap_levels(tensors: Sequence[Any]) -> list[int]:
+    """levels[i] = 1 + the largest level among earlier tensors whose memory
+    overlaps tensor i's, or 0 where none does.
+
+    Tensors at one level never overlap, and every tensor comes after (at a
+    higher level than) each earlier tensor it overlaps: running the levels in
+    order reproduces the list order wherever it matters. Costs one sort; the
+    quadratic check runs only inside a run of overlapping spans, which the
+    parameters of an ``nn.Module`` never form.
+    """
+    levels = [0] * len(tensors)
+    cluster: list[tuple[int, int, int]] = []
+    cluster_end = 0
+    for span in _spans(tensors):
+        if cluster and span[0] >= cluster_end:
+            _assign_levels(cluster, levels)
+            cluster = []
+        cluster_end = max(cluster_end, span[1]) if cluster else span[1]
+        cluster.append(span)
+    _assign_levels(cluster, levels)
+    return levels
+
+
+def find_overlap(tensors: Sequence[Any]) -> tuple[int, int] | None:
+    """Two positions (the earlier first) whose memory overlaps, or None."""
+    furthest = None  # the span reaching furthest so far, in address order
+    for span in _spans(tensors):
+        if furthest is not None and span[0] < furthest[1]:
+            first, second = sorted((furthest[2], span[2]))
+            return first, second
+        if furthest is None or span[1] > furthest[1]:
+            furthest = span
+    return None
+
+
+def _spans(tensors: Sequence[Any]) -> list[tuple[int, int, int]]:
+    """(start, end, position) of every non-empty tensor, by address. Every
+    tensor is dense (checked before), so it spans [address, address + nbytes)."""
+    spans = []
+    for position, t in enumerate(tensors):
+        if t.nbytes:
+            start = _backend.address(t)
+            spans.append((start, start + t.nbytes, position))
+    spans.sort()
+    return spans
+
+
+def _assign_levels(cluster: list[tuple[int, int, int]], levels: list[int]) -> None:
+    """Levels within one run of chained overlapping spans, in list order."""
+    if len(cluster) < 2:
+        return
+    ordered = sorted(cluster, key=lambda span: span[2])
+    for k, (start, end, index) in enumerate(ordered):
+        levels[index] = 1 + max(
+            (
+                levels[other]
+                for other_start, other_end, other in ordered[:k]
+                if other_start < end and start < other_end
+            ),
+            default=-1,
+        )
