@@ -60,13 +60,29 @@ def test_grad_scaler_matches_torch_including_skipped_steps(fused_cls, torch_cls,
         assert step == theirs.state[twin[0].weight]["step"].item() == len(batches) - 2
 
 
-def test_skipped_first_step_changes_nothing():
-    model, batches = model_and_batches(steps=1)
+@pytest.mark.parametrize("fused_cls,torch_cls,kwargs", PAIRS, ids=IDS)
+def test_skipped_first_step_changes_nothing_and_creates_no_state(fused_cls, torch_cls, kwargs):
+    """As torch.optim, whose step GradScaler does not call at all. (SGD used to
+    keep an unfilled momentum buffer from a skipped step.)"""
+    model, batches = model_and_batches(steps=3)
+    twin = copy.deepcopy(model)
     before = [p.detach().clone() for p in model.parameters()]
-    opt = fusedoptim.AdamW(model.parameters(), lr=0.1)
-    train_with_scaler(model, opt, batches, poison=(0,))
+    ours = fused_cls(model.parameters(), **kwargs)
+    theirs = torch_cls(twin.parameters(), foreach=False, **kwargs)
+    train_with_scaler(model, ours, batches[:1], poison=(0,))
+    train_with_scaler(twin, theirs, batches[:1], poison=(0,))
     assert all(torch.equal(a, p) for a, p in zip(before, model.parameters()))
-    assert all(s["step"].item() == 0 for s in opt.state.values())
+    assert len(ours.state) == len(theirs.state) == 0
+    assert ours.state_dict()["state"] == {}
+    # Then a step where one param has no grad, and a full step.
+    for step, (x, y) in enumerate(batches[1:]):
+        for opt, net in ((ours, model), (theirs, twin)):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(net(x), y).backward()
+            if step == 0:
+                net[0].bias.grad = None
+            opt.step()
+    assert_close_to_scale(list(model.parameters()), list(twin.parameters()), torch.float32)
 
 
 @pytest.mark.parametrize("fused_cls,torch_cls,kwargs", PAIRS, ids=IDS)

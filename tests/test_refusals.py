@@ -164,3 +164,35 @@ def test_foreach_and_fused_are_accepted():
         opt = fusedoptim.AdamW([p], fused=fused, foreach=foreach)
         p.grad = torch.ones(2)
         opt.step()
+
+
+@pytest.mark.parametrize("cls,kwargs", OPTIMIZERS, ids=IDS)
+def test_a_first_step_whose_launch_raises_leaves_no_state(cls, kwargs, monkeypatch):
+    """A kernel launch can fail after every check has passed (a CUDA build
+    with no code for this GPU). The state that step created is dropped, so
+    the next step starts afresh instead of reading an unfilled momentum buffer."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Linear(7, 2))
+    twin = copy.deepcopy(model)
+    ours = cls(model.parameters(), **kwargs)
+    theirs = getattr(torch.optim, cls.__name__)(twin.parameters(), foreach=False, **kwargs)
+    name = "sgd_step" if cls is fusedoptim.SGD else "adam_step"
+    launch = getattr(fusedoptim._backend, name)
+
+    def failing_launch(*args, **kw):
+        raise RuntimeError("no kernel image is available for execution on the device")
+
+    batches = [torch.randn(3, 5) for _ in range(3)]
+    model(batches[0]).sum().backward()
+    monkeypatch.setattr(fusedoptim._backend, name, failing_launch)
+    with pytest.raises(RuntimeError, match="no kernel image"):
+        ours.step()
+    monkeypatch.setattr(fusedoptim._backend, name, launch)
+    assert len(ours.state) == 0 and not ours._plans
+    for x in batches:
+        for opt, net in ((ours, model), (theirs, twin)):
+            opt.zero_grad()
+            net(x).sum().backward()
+            opt.step()
+    for a, b in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)

@@ -60,6 +60,16 @@ std::vector<const void*> grad_addresses(const py::handle grads,
   return {checked.begin(), checked.end()};
 }
 
+// Runs a kernel launch without the GIL. Callers write the step's bookkeeping
+// (step counters, new-buffer flags) only after it returns: a launch that
+// throws (say, a CUDA build with no code for this GPU) then leaves them as
+// they were, and the next step is a first step again.
+template <typename Launch>
+void launch_without_gil(const Launch& launch) {
+  py::gil_scoped_release release;
+  launch();
+}
+
 void check_finite_all(std::initializer_list<std::pair<double, const char*>> values) {
   for (auto [value, name] : values) check_finite(value, name);
 }
@@ -117,16 +127,15 @@ void adam_step(const AdamCall& call, const py::handle grads, double lr, double b
       lr,      beta1,    beta2,        eps,      weight_decay, l1, decoupled_weight_decay,
       amsgrad, maximize, grad_unscale, grad_clip};
 
-  // Past this point nothing can fail: the step counters and the tensors are
-  // written together.
-  store_steps(call.steps, call.step_dtype, batch.steps);
-  py::gil_scoped_release release;
+  launch_without_gil([&] {
 #if defined(FUSEDOPTIM_WITH_CUDA)
-  if (call.device >= 0) return cuda::adam_step(batch, hyper, call.device, stream);
+    if (call.device >= 0) return cuda::adam_step(batch, hyper, call.device, stream);
 #else
-  (void)stream;
+    (void)stream;
 #endif
-  cpu::adam_step(batch, hyper, num_threads);
+    cpu::adam_step(batch, hyper, num_threads);
+  });
+  store_steps(call.steps, call.step_dtype, batch.steps);
 }
 
 struct SgdCall {
@@ -178,17 +187,18 @@ void sgd_step(SgdCall& call, const py::handle grads, double lr, double momentum,
   const ops::SgdHyper hyper{lr,       momentum, dampening,    weight_decay, l1,
                             nesterov, maximize, grad_unscale, grad_clip};
 
+  launch_without_gil([&] {
+#if defined(FUSEDOPTIM_WITH_CUDA)
+    if (call.device >= 0) return cuda::sgd_step(batch, hyper, call.device, stream);
+#else
+    (void)stream;
+#endif
+    cpu::sgd_step(batch, hyper, num_threads);
+  });
   if (momentum != 0.0) {
-    // The buffers this step creates exist from now on: later steps update them.
+    // The buffers this step has filled exist from now on: later steps update them.
     std::fill(call.batch.new_buffers.begin(), call.batch.new_buffers.end(), 0);
   }
-  py::gil_scoped_release release;
-#if defined(FUSEDOPTIM_WITH_CUDA)
-  if (call.device >= 0) return cuda::sgd_step(batch, hyper, call.device, stream);
-#else
-  (void)stream;
-#endif
-  cpu::sgd_step(batch, hyper, num_threads);
 }
 
 }  // namespace

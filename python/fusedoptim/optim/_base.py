@@ -75,11 +75,16 @@ class FusedOptimizer(Optimizer):
                 loss = closure()
         work = [self._prepare(index, group) for index, group in enumerate(self.param_groups)]
         grad_unscale, skip = self._grad_scaling()
-        clips = self._clip_coefficients(work, grad_unscale) if not skip else {}
+        if skip:
+            # As torch.optim without a fused kernel, where GradScaler does not
+            # call step() at all: no write, and no state created (an SGD
+            # momentum buffer is only filled by its first launched step).
+            return loss
+        clips = self._clip_coefficients(work, grad_unscale)
         for index, (group, prepared) in enumerate(zip(self.param_groups, work)):
             if prepared is not None:
                 scaling = {"grad_unscale": grad_unscale, "grad_clip": clips.get(index, 1.0)}
-                self._run(index, group, *prepared, scaling=scaling, launch=not skip)
+                self._run(index, group, *prepared, scaling=scaling)
         return loss
 
     def _grad_scaling(self) -> tuple[float, bool]:
@@ -89,7 +94,7 @@ class FusedOptimizer(Optimizer):
         with ``_step_supports_amp_scaling``. The kernel multiplies each grad by
         1 / scale rounded to float32 exactly as ``GradScaler.unscale_`` rounds
         it, so results equal torch.optim with the same scaler. A step with
-        inf/NaN grads changes no param, no state value and no step count; it
+        inf/NaN grads changes no param, creates or changes no state and no step count; it
         reads ``found_inf`` on the host, which on CUDA waits for the GPU once
         per step (as torch.optim's own non-fused GradScaler path does).
         """
@@ -144,7 +149,6 @@ class FusedOptimizer(Optimizer):
         payload: list,
         *,
         scaling: dict[str, float],
-        launch: bool,
     ) -> None:
         """Phase 2: create state and a plan on the slow path, then launch."""
         if plan is None:
@@ -162,12 +166,34 @@ class FusedOptimizer(Optimizer):
                 self._plans[index] = plan
             grads = [real_view(item.grad) for item in items]
             hyper = {**self._hyperparameters(group), **scaling}
-            for batch in batches if launch else ():
-                self._launch(batch, [grads[i] for i in batch.positions], hyper)
+            launched = 0
+            try:
+                for batch in batches:
+                    self._launch(batch, [grads[i] for i in batch.positions], hyper)
+                    launched += 1
+            except BaseException:
+                self._forget_unlaunched_state(index, items, batches, launched)
+                raise
             return
         hyper = {**self._hyperparameters(group), **scaling}
-        for batch in plan.batches if launch else ():
+        for batch in plan.batches:
             self._launch(batch, plan.watch, hyper)  # the grads it has just collected
+
+    def _forget_unlaunched_state(
+        self, index: int, items: list, batches: list[Batch], launched: int
+    ) -> None:
+        """A launch raised (a CUDA build without code for this GPU, say): the
+        state this step created for params no call has updated is dropped, so
+        the next step starts them afresh instead of reading an unfilled buffer.
+        The kernels' own bookkeeping (step counters, new-buffer flags) is only
+        written after a launch returns."""
+        self._plans.pop(index, None)
+        updated = {id(items[i].param) for batch in batches[:launched] for i in batch.positions}
+        for batch in batches[launched:]:
+            for i in batch.positions:
+                item = items[i]
+                if item.existing is None and id(item.param) not in updated:
+                    self.state.pop(item.param, None)
 
     # What each optimizer defines.
     _hyperparameter_keys: tuple[str, ...] = ()  # must be finite numbers at every step
