@@ -118,3 +118,10 @@ def option_id(kwargs):
 
 def fused_and_torch_classes(name):
     return getattr(fusedoptim, name), getattr(torch.optim, name)
+
+
+def usable_isas() -> list[str]:
+    """The compiled CPU kernel builds this CPU can run."""
+    info = fusedoptim.info()
+    compiled = info["isas_compiled"]
+    return compiled[: compiled.index(info["isa_detected"]) + 1]

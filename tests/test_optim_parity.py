@@ -17,6 +17,7 @@ from optim_reference import (
     option_id,
     random_grads,
     sgd_option_grid,
+    usable_isas,
 )
 
 STEPS = 100
@@ -203,7 +204,7 @@ def test_param_added_mid_training_gets_its_own_bias_correction():
 @pytest.mark.parametrize("isa", fusedoptim.info()["isas_compiled"])
 def test_every_compiled_isa_gives_identical_bits(isa):
     """-ffp-contract=off makes the per-ISA builds agree bit for bit."""
-    if isa not in _usable_isas():
+    if isa not in usable_isas():
         pytest.skip(f"this CPU cannot run {isa}")
     results = {}
     for chosen in ("baseline", isa):
@@ -224,12 +225,6 @@ def test_every_compiled_isa_gives_identical_bits(isa):
     for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
         for a, b in zip(results[("baseline", dtype)], results[(isa, dtype)]):
             assert torch.equal(a, b)
-
-
-def _usable_isas():
-    info = fusedoptim.info()
-    compiled = info["isas_compiled"]
-    return compiled[: compiled.index(info["isa_detected"]) + 1]
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 8])

@@ -8,6 +8,8 @@ import torch
 import fusedoptim
 from fusedoptim import _C
 
+from optim_reference import usable_isas
+
 CODES = {torch.float16: 2, torch.bfloat16: 3}
 
 
@@ -68,7 +70,7 @@ def test_bf16_kernel_stores_round_like_torch(isa):
     not through float_to_storage: an SGD step p = 0 + -1 * (g * scale) on every
     bf16 grad pattern times scales that make ties, overflow and subnormals must
     round exactly as torch's cast of the same float32 arithmetic."""
-    if isa not in _usable_isas():
+    if isa not in usable_isas():
         pytest.skip(f"this CPU cannot run {isa}")
     every_bf16 = torch.arange(-(2**15), 2**15, dtype=torch.int32).to(torch.int16)
     grads = every_bf16.view(torch.bfloat16)
@@ -106,9 +108,3 @@ def test_bf16_kernel_stores_round_like_torch(isa):
             assert torch.equal(params[~nan].view(torch.int16), expected[~nan].view(torch.int16))
     finally:
         fusedoptim._backend.set_isa(chosen)
-
-
-def _usable_isas():
-    info = fusedoptim.info()
-    compiled = info["isas_compiled"]
-    return compiled[: compiled.index(info["isa_detected"]) + 1]
