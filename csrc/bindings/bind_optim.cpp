@@ -96,7 +96,7 @@ struct AdamCall {
     if (!max_exp_avg_sqs.empty()) {
       batch.max_exp_avg_sqs = addresses(max_exp_avg_sqs, "max_exp_avg_sqs", numels, batch.dtype);
     }
-    incremented_steps(steps, step_dtype, numels.size());  // checks the counters
+    check_steps(steps, step_dtype, numels.size());
     grad_positions = checked_positions(positions, numels.size());
   }
 };

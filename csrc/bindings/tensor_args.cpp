@@ -59,8 +59,7 @@ void check_finite(double value, const char* name) {
   }
 }
 
-std::vector<double> incremented_steps(const std::vector<uintptr_t>& step_addresses,
-                                      int step_dtype_code, size_t count) {
+void check_steps(const std::vector<uintptr_t>& step_addresses, int step_dtype_code, size_t count) {
   if (step_addresses.size() != count) {
     throw py::value_error("steps: expected " + std::to_string(count) + " addresses, got " +
                           std::to_string(step_addresses.size()));
@@ -68,9 +67,16 @@ std::vector<double> incremented_steps(const std::vector<uintptr_t>& step_address
   if (step_dtype_code != 0 && step_dtype_code != 1) {
     throw py::value_error("step_dtype: step counters must be float32 (0) or float64 (1)");
   }
-  std::vector<double> steps(count);
   for (size_t i = 0; i < count; ++i) {
     if (step_addresses[i] == 0) throw py::value_error("steps[" + std::to_string(i) + "] is null");
+  }
+}
+
+std::vector<double> incremented_steps(const std::vector<uintptr_t>& step_addresses,
+                                      int step_dtype_code, size_t count) {
+  check_steps(step_addresses, step_dtype_code, count);
+  std::vector<double> steps(count);
+  for (size_t i = 0; i < count; ++i) {
     const double current = step_dtype_code == 0
                                ? double(*reinterpret_cast<const float*>(step_addresses[i]))
                                : *reinterpret_cast<const double*>(step_addresses[i]);

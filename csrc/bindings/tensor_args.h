@@ -24,6 +24,9 @@ void check_numels(const std::vector<int64_t>& numels);
 void check_threads(int num_threads);
 void check_finite(double value, const char* name);
 
+// Throws ValueError unless there are `count` non-null step counter addresses
+// of a known dtype (0: float32, 1: float64).
+void check_steps(const std::vector<uintptr_t>& step_addresses, int step_dtype_code, size_t count);
 // Reads each tensor's step counter (a 0-dim float32/float64 CPU tensor),
 // returns the values after +1 without writing them.
 std::vector<double> incremented_steps(const std::vector<uintptr_t>& step_addresses,
