@@ -59,9 +59,7 @@ def adam(
         _validation.check_tensors(label, p, companions)
         _validation.check_step_counter(state_steps[i], label)
     _check_uniform(params, state_steps)
-    written = {"params": params, **lists}
-    del written["grads"]
-    _check_disjoint(written)
+    _check_disjoint(params, lists)
     if not params:
         return
     call = _backend.adam_call(
@@ -138,7 +136,7 @@ def sgd(
             companions.append(("momentum_buffer", momentum_buffer_list[i]))
         _validation.check_tensors(f"params[{i}]", p, companions)
     _check_uniform(params, [])
-    _check_disjoint({"params": params, **lists} if momentum != 0 else {"params": params})
+    _check_disjoint(params, lists)
     new_buffers = [False] * len(params)
     if momentum != 0:
         for i, p in enumerate(params):
@@ -174,11 +172,13 @@ def _check_hyper(**values: float) -> None:
             raise ValueError(f"Invalid {name} value: {value}")
 
 
-def _check_disjoint(written: dict[str, Sequence[Any]]) -> None:
-    """One fused call writes every tensor at once, from several threads: the
-    tensors it writes must not share memory (torch.optim's functional API
-    would update a repeated param twice in a row; pass such params in
-    separate calls)."""
+def _check_disjoint(params: Sequence[Any], lists: dict[str, Sequence[Any]]) -> None:
+    """One fused call writes every param and state tensor at once, from several
+    threads: none of them may share memory with another (torch.optim's
+    functional API would update a repeated param twice in a row; pass such
+    params in separate calls). Grads are only read."""
+    written = {"params": params, **lists}
+    del written["grads"]
     named = [
         (name, i, x) for name, xs in written.items() for i, x in enumerate(xs) if x is not None
     ]

@@ -94,7 +94,7 @@ class FusedOptimizer(Optimizer):
         with ``_step_supports_amp_scaling``. The kernel multiplies each grad by
         1 / scale rounded to float32 exactly as ``GradScaler.unscale_`` rounds
         it, so results equal torch.optim with the same scaler. A step with
-        inf/NaN grads changes no param, creates or changes no state and no step count; it
+        inf/NaN grads writes no param and creates, changes or counts no state; it
         reads ``found_inf`` on the host, which on CUDA waits for the GPU once
         per step (as torch.optim's own non-fused GradScaler path does).
         """
