@@ -119,8 +119,10 @@ def precision_recall_fscore_support(
     )
     if average is not None:
         return float(precision), float(recall), float(f_score), None
-    if w is not None:
-        support = support.to(torch.float64)  # sklearn sums any weights in float64
+    # sklearn's support is float64 when it sums weights (bincount with weights) and,
+    # by accident of its code path, when no sample at all is predicted right.
+    if w is not None or not bool(counts.tp.any()):
+        support = support.to(torch.float64)
     return out.array(precision), out.array(recall), out.array(f_score), out.array(support)
 
 
