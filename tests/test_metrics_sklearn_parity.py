@@ -517,3 +517,12 @@ def test_streaming_argument_refusals():
     assert fm.F1Score(2, average="binary", pos_label=True).pos_label == 1
     with pytest.raises(ValueError, match="y_true: expected integer class labels"):
         fm.Accuracy(2).update(np.array([0.0, 1.0]), np.array([0, 1]))
+
+
+def test_streaming_regression_skips_value_checks():
+    """Documented: update() does not sync to look for NaN (the functions raise)."""
+    m = fm.MeanSquaredError()
+    m.update([1.0, np.nan], [1.0, 2.0])
+    assert torch.isnan(m.compute())
+    with pytest.raises(ValueError, match="y_true: contains NaN"):
+        fm.mean_squared_error([1.0, np.nan], [1.0, 2.0])
