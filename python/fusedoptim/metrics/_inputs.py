@@ -11,7 +11,10 @@ import torch
 
 # [note: binary probabilities] A 1-D floating y_pred is read as the probability of
 # class 1 and thresholded at 0.5: class 1 when p > 0.5 (as Keras and torchmetrics do).
-# Logits must go through a sigmoid first; values outside [0, 1] are rejected.
+# Logits must go through a sigmoid first; values outside [0, 1] are rejected. The
+# functions read a y_pred of whole numbers (``[0., 2., 1.]``) as labels, as
+# scikit-learn does (which refuses fractional y_pred); the streaming metrics always
+# read 1-D floats as probabilities, since looking at the values would wait for a GPU.
 BINARY_THRESHOLD = 0.5
 
 
@@ -60,19 +63,30 @@ def is_float(t):
     return t.is_floating_point()
 
 
-def class_labels(y, name):
-    """y as a 1-D integer tensor of class labels; floats are refused, not rounded."""
+def is_integral(t):
+    """Whether every value of the float tensor t is a finite whole number (host sync)."""
+    return bool((torch.isfinite(t) & (t == t.round())).all())
+
+
+def class_labels(y, name, strict=False):
+    """y as a 1-D integer tensor of class labels.
+
+    Floats holding whole numbers (``[0., 1., 2.]``) are cast, as scikit-learn reads
+    them as labels; other floats are refused, not rounded. ``strict`` (the streaming
+    metrics) refuses every float: checking the values would wait for a GPU.
+    """
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
         raise ValueError(
             f"{name}: expected a 1-D array of class labels, got shape {tuple(y.shape)}"
         )
-    if is_float(y) and y.numel() == 0:
+    if is_float(y) and (y.numel() == 0 or (not strict and is_integral(y))):
         return y.to(torch.int64)  # np.asarray([]) is float64
     if is_float(y):
+        what = "integer class labels" if strict else "whole-number class labels"
         raise ValueError(
-            f"{name}: expected integer class labels, got {y.dtype}; "
+            f"{name}: expected {what}, got {y.dtype} values; "
             "cast with .long() (torch) or .astype(int) (numpy)"
         )
     return y
@@ -106,6 +120,10 @@ def prediction_labels(y_pred, num_classes=None, deferred=False):
         )
     if not is_float(y_pred):
         return y_pred, None
+    if not deferred and y_pred.numel() and is_integral(y_pred):
+        # Whole numbers are labels, as in scikit-learn; for 0/1 values both readings
+        # agree, so only fractional values are read as probabilities.
+        return y_pred.to(torch.int64), None
     if num_classes is not None and num_classes != 2:
         raise ValueError(
             f"y_pred: 1-D float values are read as binary probabilities, but num_classes="
@@ -134,6 +152,16 @@ def check_lengths(y_true, y_pred, sample_weight=None):
         )
 
 
+def check_sample_weight(w):
+    """scikit-learn's checks on sample weights: finite, and not all zero (host sync)."""
+    if w is None:
+        return
+    if not bool(torch.isfinite(w).all()):
+        raise ValueError("sample_weight: contains NaN or infinity")
+    if w.numel() and not bool((w != 0).any()):
+        raise ValueError("sample_weight: must contain at least one non-zero weight")
+
+
 def kernel_labels(y_true, y_pred):
     """Both label arrays in one dtype the counting kernel reads (int32 or int64)."""
     if y_true.dtype == y_pred.dtype and y_true.dtype in (torch.int32, torch.int64):
@@ -149,7 +177,7 @@ def classification_inputs(y_true, y_pred, sample_weight=None, num_classes=None, 
     p = to_tensor(y_pred, "y_pred")
     w = None if sample_weight is None else to_tensor(sample_weight, "sample_weight")
     t, p, w = same_device([t, p, w], ["y_true", "y_pred", "sample_weight"])
-    t = class_labels(t, "y_true")
+    t = class_labels(t, "y_true", strict=deferred)
     p, invalid = prediction_labels(p, num_classes, deferred)
     check_lengths(t, p, w)
     t, p = kernel_labels(t, p)

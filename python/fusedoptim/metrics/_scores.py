@@ -5,6 +5,7 @@ stateful metrics, so both give the same numbers from the same counts."""
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 
 import torch
@@ -19,6 +20,14 @@ class UndefinedMetricWarning(UserWarning):
 def check_average(average):
     if average not in AVERAGES:
         raise ValueError(f"average must be one of {AVERAGES}, got {average!r}")
+
+
+def integer_pos_label(pos_label):
+    """pos_label as an int: scikit-learn accepts any real number (True, 1.0) that
+    equals a label; labels here are integers, so it must be a whole number."""
+    if isinstance(pos_label, numbers.Real) and float(pos_label).is_integer():
+        return int(pos_label)
+    raise ValueError(f"pos_label must be an integer label, got {pos_label!r}")
 
 
 def zero_division_value(zero_division):

@@ -4,23 +4,29 @@ Inputs are torch tensors (CPU or CUDA), numpy arrays or lists. ``y_true`` holds
 integer class labels; ``y_pred`` holds labels, scores of shape (N, C) (argmax), or
 1-D probabilities of class 1 (threshold 0.5, see ``_inputs``). Scalars come back as
 Python floats; arrays as numpy arrays for numpy/list inputs, torch tensors otherwise.
-Differences from scikit-learn: labels must be integers (no strings), and multilabel
-targets and ``average="samples"`` are not supported.
+Differences from scikit-learn: labels must be integers (floats holding whole numbers
+are accepted; strings are not), multilabel targets and ``average="samples"`` are not
+supported, a 2-D float y_pred or a 1-D y_pred with fractional values is read as
+scores / probabilities (scikit-learn refuses both), and ``confusion_matrix`` refuses
+duplicate ``labels`` (scikit-learn silently leaves the first copy's row empty).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 
 from fusedoptim.metrics import _scores
 from fusedoptim.metrics._counting import as_label_tensor, count_classes
-from fusedoptim.metrics._inputs import Output, classification_inputs
+from fusedoptim.metrics._inputs import Output, check_sample_weight, classification_inputs
 
 
 def _prepare(y_true, y_pred, sample_weight):
     t, p, w, _, as_numpy = classification_inputs(y_true, y_pred, sample_weight)
     if t.shape[0] == 0:
         raise ValueError("y_true and y_pred are empty: at least one sample is required")
+    check_sample_weight(w)
     return t, p, w, Output(as_numpy)
 
 
@@ -37,6 +43,8 @@ def confusion_matrix(y_true, y_pred, *, labels=None, sample_weight=None, normali
             raise ValueError("'labels' should contain at least one label.")
         if not bool(torch.isin(wanted, t).any()):
             raise ValueError("At least one label specified must be in y_true")
+        if torch.unique(wanted).numel() != wanted.numel():
+            raise ValueError(f"labels: contains duplicates: {wanted.tolist()}")
     counts = count_classes(t, p, w, extra_labels=wanted)
     if counts.matrix is None:
         raise ValueError(f"{counts.classes.shape[0]} classes: the confusion matrix is too large")
@@ -46,6 +54,13 @@ def confusion_matrix(y_true, y_pred, *, labels=None, sample_weight=None, normali
         else (torch.searchsorted(counts.classes, wanted))
     )
     cm = counts.matrix[index][:, index]
+    if cm.shape == (1, 1):
+        warnings.warn(
+            "A single label was found in 'y_true' and 'y_pred'. For the confusion matrix "
+            "to have the correct shape, use the 'labels' parameter to pass all known labels.",
+            UserWarning,
+            stacklevel=2,
+        )
     if normalize is not None:
         cm = cm.to(torch.float64)
         if normalize == "true":
@@ -89,8 +104,7 @@ def precision_recall_fscore_support(
     wanted = None if labels is None else as_label_tensor(labels, "labels", t.device)
     extra = wanted
     if average == "binary":
-        if not isinstance(pos_label, int) or isinstance(pos_label, bool):
-            raise ValueError(f"pos_label must be an integer label, got {pos_label!r}")
+        pos_label = _scores.integer_pos_label(pos_label)
         extra = torch.tensor([pos_label], dtype=torch.int64, device=t.device)
     counts = count_classes(t, p, w, extra_labels=extra)
     index = _scores.select_labels(counts.classes, counts.present, wanted, pos_label, average)
@@ -105,6 +119,10 @@ def precision_recall_fscore_support(
     )
     if average is not None:
         return float(precision), float(recall), float(f_score), None
+    # sklearn's support is float64 when it sums weights (bincount with weights) and,
+    # by accident of its code path, when no sample at all is predicted right.
+    if w is not None or not bool(counts.tp.any()):
+        support = support.to(torch.float64)
     return out.array(precision), out.array(recall), out.array(f_score), out.array(support)
 
 

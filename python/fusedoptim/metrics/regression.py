@@ -16,7 +16,13 @@ import warnings
 
 import torch
 
-from fusedoptim.metrics._inputs import Output, any_torch, same_device, to_tensor
+from fusedoptim.metrics._inputs import (
+    Output,
+    any_torch,
+    check_sample_weight,
+    same_device,
+    to_tensor,
+)
 from fusedoptim.metrics._scores import UndefinedMetricWarning
 
 MOMENT_NAMES = ("count", "weight", "sq_err", "abs_err", "mean", "m2")
@@ -112,8 +118,16 @@ def check_multioutput(multioutput, num_outputs, allowed):
             )
         return multioutput
     weights = torch.as_tensor(multioutput, dtype=torch.float64).reshape(-1)
-    if num_outputs is not None and weights.shape[0] != num_outputs:
+    # As scikit-learn: weights average several outputs, and must not sum to zero
+    # (sklearn raises ZeroDivisionError there; a ValueError names the argument).
+    if num_outputs == 1:
+        raise ValueError("multioutput: custom weights are useful only with several outputs")
+    if weights.shape[0] != num_outputs:
         raise ValueError(f"multioutput: {weights.shape[0]} weights for {num_outputs} output(s)")
+    if not bool(torch.isfinite(weights).all()) or float(weights.sum()) == 0:
+        raise ValueError(
+            f"multioutput: weights must be finite and not sum to 0, got {weights.tolist()}"
+        )
     return weights
 
 
@@ -160,6 +174,12 @@ def _run(y_true, y_pred, sample_weight, multioutput, allowed):
     t, p, w, as_numpy = regression_inputs(y_true, y_pred, sample_weight)
     if t.shape[0] == 0:
         raise ValueError("y_true and y_pred are empty: at least one sample is required")
+    # As scikit-learn; the streaming metrics skip these checks (they would wait for
+    # a GPU), so there a NaN input gives a NaN result.
+    for x, name in ((t, "y_true"), (p, "y_pred")):
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name}: contains NaN or infinity")
+    check_sample_weight(w)
     multioutput = check_multioutput(multioutput, t.shape[1], allowed)
     return batch_moments(t, p, w), multioutput, Output(as_numpy)
 

@@ -132,10 +132,12 @@ class FBetaScore(ConfusionMatrix):
             bad = [x for x in labels if not 0 <= x < num_classes]
             if bad:
                 raise ValueError(f"labels {bad} are not classes in [0, {num_classes})")
-        if average == "binary" and not (
-            isinstance(pos_label, int) and 0 <= pos_label < num_classes
-        ):
-            raise ValueError(f"pos_label must be a class in [0, {num_classes}), got {pos_label!r}")
+        if average == "binary":
+            pos_label = _scores.integer_pos_label(pos_label)
+            if not 0 <= pos_label < num_classes:
+                raise ValueError(
+                    f"pos_label must be a class in [0, {num_classes}), got {pos_label}"
+                )
         self.beta = beta
         self.average = average
         self.labels = labels

@@ -1,6 +1,7 @@
 """Stateful regression metrics. All three keep the same float64 running statistics
 (see ``regression.py``), so they can share one state with ``share_state_with``;
-``update`` runs only device ops (no host sync on CUDA)."""
+``update`` runs only device ops (no host sync on CUDA), so unlike the functions it does
+not look for NaN/inf inputs or all-zero weights: they make ``compute()`` NaN/inf."""
 
 from __future__ import annotations
 
