@@ -294,3 +294,20 @@ def test_cuda_matches_torch():
     theirs = torch.nn.utils.clip_grad_norm_(theirs_params, 0.1)
     assert ours.device == theirs.device
     assert torch.equal(ours, theirs)
+
+
+def test_a_param_listed_twice_is_scaled_twice_like_torch():
+    """torch's _foreach_mul_ scales a repeated grad twice; the fused scale runs
+    tensors that share memory one at a time, never from two threads at once."""
+    gen = torch.Generator().manual_seed(3)
+    values = [torch.randn(100_000, generator=gen), torch.randn(7, generator=gen)]
+    ours = [torch.nn.Parameter(torch.zeros_like(v)) for v in values]
+    theirs = [torch.nn.Parameter(torch.zeros_like(v)) for v in values]
+    for p, q, v in zip(ours, theirs, values):
+        p.grad, q.grad = v.clone(), v.clone()
+    a = fusedoptim.clip_grad_norm_([ours[0], ours[1], ours[0]], max_norm=1.0)
+    b = torch.nn.utils.clip_grad_norm_([theirs[0], theirs[1], theirs[0]], max_norm=1.0)
+    torch.testing.assert_close(a, b, rtol=1e-6, atol=0)  # the norm is summed in double
+    # The repeated grad carries the norm's rounding twice (c * c, c ~ 1/446).
+    for p, q in zip(ours, theirs):
+        torch.testing.assert_close(p.grad, q.grad, rtol=4e-6, atol=0)

@@ -57,8 +57,10 @@ def test_overlapping_views_are_updated_in_list_order_like_torch(cls_name, kwargs
     the shared elements twice, the second time from the first one's result."""
     gen = torch.Generator().manual_seed(1)
     buffer = torch.randn(210_000, generator=gen)
-    # The second view starts inside the first one's last chunk: one call would
-    # have two threads run them side by side, the second ahead of the first.
+    # The second view starts inside the first one's last chunk, where one call
+    # could have two threads run them side by side. These updates are nearly
+    # additive, so the order itself is checked exactly by
+    # test_overlapping_views_see_each_other_in_list_order.
     spans = [(0, 200_000), (196_000, 206_000), (60_000, 61_000)]
     models = []
     for _ in range(2):
@@ -91,6 +93,21 @@ def test_overlap_levels_order_every_overlap_and_nothing_else():
     ]
     assert overlap_levels(tensors) == [0, 0, 1, 0, 2, 2, 0, 0]
     assert overlap_levels([]) == []
+    empty = torch.zeros(0)
+    assert overlap_levels([empty, torch.zeros(0), empty, empty]) == [0, 0, 1, 2]
+
+
+def test_an_empty_param_listed_twice_counts_both_steps_like_torch():
+    p, q = torch.nn.Parameter(torch.zeros(0)), torch.nn.Parameter(torch.zeros(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ours = fusedoptim.Adam([p, p], lr=0.1)
+        theirs = torch.optim.Adam([q, q], lr=0.1, foreach=False)
+    for _ in range(3):
+        p.grad, q.grad = torch.zeros(0), torch.zeros(0)
+        ours.step()
+        theirs.step()
+    assert ours.state[p]["step"].item() == theirs.state[q]["step"].item() == 6
 
 
 def test_fused_calls_run_every_level_after_the_one_before():
@@ -101,3 +118,17 @@ def test_fused_calls_run_every_level_after_the_one_before():
     # Level 0: items 0 and 2; level 1: items 1 (overlaps 0) and 3 (overlaps 2),
     # which share key "b" but must still wait for item 2's call.
     assert fused_calls(items, lambda i: keys[i]) == [[0], [2], [1, 3]]
+
+
+def test_overlapping_views_see_each_other_in_list_order():
+    """Order-sensitive: with an L1 step, the shared elements end at 0 when the
+    first view is updated first and at 1 the other way round."""
+    base = torch.zeros(100_000)
+    first = torch.nn.Parameter(base[:80_000])
+    second = torch.nn.Parameter(base[40_000:])
+    opt = fusedoptim.SGD([first, second], lr=1.0, l1=1.0)
+    first.grad = torch.full_like(first, -2.0)  # 0 + 2, then the L1 step: 1
+    second.grad = torch.full_like(second, 1.0)  # then 1 - 1 = 0; alone: -1, then 0
+    opt.step()
+    assert torch.equal(base, torch.zeros(100_000).index_fill_(0, torch.arange(40_000), 1.0))
+    assert [batch.positions for batch in opt._plans[0].batches] == [[0], [1]]

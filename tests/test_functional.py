@@ -125,7 +125,7 @@ def test_functional_adamw_numpy_float16():
                 [np.zeros((), np.float32)] * 2,
             ),
             ValueError,
-            r"state_steps\[1\] shares memory with state_steps\[0\]",
+            r"steps\[1\] shares memory with steps\[0\]",
         ),
     ],
 )
@@ -150,3 +150,17 @@ def test_num_threads_argument_and_setting():
     p = [torch.ones(100_000)]
     F.sgd(p, [torch.ones(100_000)], [None], lr=0.5, num_threads=3)
     assert torch.equal(p[0], torch.full((100_000,), 0.5))
+
+
+def test_sgd_functional_gives_new_buffers_only_after_the_step(monkeypatch):
+    """A call refused after its checks leaves the caller's buffer list as it was."""
+    p, g = torch.ones(4), torch.ones(4)
+    buffers = [None]
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("launch failed")
+
+    monkeypatch.setattr(fusedoptim._backend, "sgd_step", failing)
+    with pytest.raises(RuntimeError, match="launch failed"):
+        F.sgd([p], [g], buffers, lr=0.1, momentum=0.9)
+    assert buffers == [None]

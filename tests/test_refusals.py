@@ -166,28 +166,30 @@ def test_foreach_and_fused_are_accepted():
         opt.step()
 
 
+@pytest.mark.parametrize("stage", ["call", "step"])
 @pytest.mark.parametrize("cls,kwargs", OPTIMIZERS, ids=IDS)
-def test_a_first_step_whose_launch_raises_leaves_no_state(cls, kwargs, monkeypatch):
-    """A kernel launch can fail after every check has passed (a CUDA build
-    with no code for this GPU). The state that step created is dropped, so
-    the next step starts afresh instead of reading an unfilled momentum buffer."""
+def test_a_first_step_that_fails_after_the_checks_leaves_no_state(cls, kwargs, stage, monkeypatch):
+    """Building a fused call or launching it can fail after every check has
+    passed (a CUDA build with no code for this GPU, a refused launch). The state
+    that step created is removed, so the next step starts afresh instead of
+    reading an unfilled momentum buffer."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Linear(7, 2))
     twin = copy.deepcopy(model)
     ours = cls(model.parameters(), **kwargs)
     theirs = getattr(torch.optim, cls.__name__)(twin.parameters(), foreach=False, **kwargs)
-    name = "sgd_step" if cls is fusedoptim.SGD else "adam_step"
-    launch = getattr(fusedoptim._backend, name)
+    name = ("sgd_" if cls is fusedoptim.SGD else "adam_") + stage
+    real = getattr(fusedoptim._backend, name)
 
-    def failing_launch(*args, **kw):
+    def failing(*args, **kw):
         raise RuntimeError("no kernel image is available for execution on the device")
 
     batches = [torch.randn(3, 5) for _ in range(3)]
     model(batches[0]).sum().backward()
-    monkeypatch.setattr(fusedoptim._backend, name, failing_launch)
+    monkeypatch.setattr(fusedoptim._backend, name, failing)
     with pytest.raises(RuntimeError, match="no kernel image"):
         ours.step()
-    monkeypatch.setattr(fusedoptim._backend, name, launch)
+    monkeypatch.setattr(fusedoptim._backend, name, real)
     assert len(ours.state) == 0 and not ours._plans
     for x in batches:
         for opt, net in ((ours, model), (theirs, twin)):
@@ -196,3 +198,44 @@ def test_a_first_step_whose_launch_raises_leaves_no_state(cls, kwargs, monkeypat
             opt.step()
     for a, b in zip(model.parameters(), twin.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_state_creation_that_fails_halfway_is_undone(monkeypatch):
+    """Out of memory between exp_avg and exp_avg_sq: no param keeps half a state."""
+    model, opt = trained(fusedoptim.Adam, lr=0.1)
+    extra = torch.nn.Parameter(torch.ones(4))
+    opt.add_param_group({"params": [extra]})
+    extra.grad = torch.ones(4)
+    real_zeros_like = torch.zeros_like
+    calls = []
+
+    def zeros_like_then_oom(*args, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise torch.OutOfMemoryError("out of memory")
+        return real_zeros_like(*args, **kw)
+
+    monkeypatch.setattr(torch, "zeros_like", zeros_like_then_oom)
+    with pytest.raises(torch.OutOfMemoryError):
+        opt.step()
+    monkeypatch.setattr(torch, "zeros_like", real_zeros_like)
+    assert extra not in opt.state
+    opt.step()
+    assert opt.state[extra]["step"].item() == 1
+
+
+def test_a_failed_launch_keeps_state_made_by_earlier_steps(monkeypatch):
+    model, opt = trained(fusedoptim.SGD, lr=0.1, momentum=0.9)
+    buffers = {id(p): s["momentum_buffer"].clone() for p, s in opt.state.items()}
+    for group in opt.param_groups:
+        group["momentum"] = 0.0  # no buffer is read or created this step
+
+    def failing(*args, **kw):
+        raise RuntimeError("launch failed")
+
+    monkeypatch.setattr(fusedoptim._backend, "sgd_step", failing)
+    with pytest.raises(RuntimeError, match="launch failed"):
+        opt.step()
+    assert {id(p): s["momentum_buffer"] for p, s in opt.state.items()}.keys() == buffers.keys()
+    for p, s in opt.state.items():
+        assert torch.equal(s["momentum_buffer"], buffers[id(p)])

@@ -7,6 +7,7 @@
 
 #include "bindings/bindings.h"
 #include "bindings/tensor_args.h"
+#include "bindings/written_spans.h"
 #include "cpu/norm_cpu.h"
 
 namespace py = pybind11;
@@ -56,12 +57,24 @@ py::tuple norm(const std::vector<int>& dtypes, const std::vector<int64_t>& numel
   return py::make_tuple(result.first, result.second);
 }
 
+// A tensor listed twice (clip_grad_norm_ over a param listed twice) is scaled
+// twice, as torch's _foreach_mul_ does: tensors that share memory are scaled
+// one at a time, in order, and never from two threads at once.
 void scale(const std::vector<int>& dtypes, const std::vector<int64_t>& numels,
            const Addresses& data, double coef, int num_threads) {
   check_threads(num_threads);
   const cpu::NormBatch batch = norm_batch(dtypes, numels, data);
+  std::vector<Span> spans;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const auto begin = reinterpret_cast<uintptr_t>(batch.data[i]);
+    spans.push_back({begin, begin + uintptr_t(numels[i]) * ops::element_size(batch.dtypes[i])});
+  }
+  const bool overlapping = find_overlap(spans).has_value();
   py::gil_scoped_release release;
-  cpu::scale(batch, coef, num_threads);
+  if (!overlapping) return cpu::scale(batch, coef, num_threads);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    cpu::scale({{batch.dtypes[i]}, {batch.numels[i]}, {batch.data[i]}}, coef, num_threads);
+  }
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "bindings/bindings.h"
 #include "bindings/grad_watch.h"
 #include "bindings/tensor_args.h"
+#include "bindings/written_spans.h"
 #include "cpu/optim_cpu.h"
 #if defined(FUSEDOPTIM_WITH_CUDA)
 #include "cuda/optim_cuda.h"
@@ -61,9 +62,11 @@ std::vector<const void*> grad_addresses(const py::handle grads,
 }
 
 // Runs a kernel launch without the GIL. Callers write the step's bookkeeping
-// (step counters, new-buffer flags) only after it returns: a launch that
-// throws (say, a CUDA build with no code for this GPU) then leaves them as
-// they were, and the next step is a first step again.
+// (step counters, new-buffer flags) only after it returns, so a launch that
+// throws before any kernel has written (an allocation, a refused first CUDA
+// launch) leaves the step uncounted, as if it had not been taken. A CUDA
+// failure after some kernels were queued leaves a partly updated step that no
+// bookkeeping can repair.
 template <typename Launch>
 void launch_without_gil(const Launch& launch) {
   py::gil_scoped_release release;
@@ -98,6 +101,16 @@ struct AdamCall {
     }
     check_steps(steps, step_dtype, numels.size());
     grad_positions = checked_positions(positions, numels.size());
+    WrittenSpans written;
+    const int bytes = ops::element_size(batch.dtype);
+    written.add("params", batch.params, numels, bytes);
+    written.add("exp_avgs", batch.exp_avgs, numels, bytes);
+    written.add("exp_avg_sqs", batch.exp_avg_sqs, numels, bytes);
+    written.add("max_exp_avg_sqs", batch.max_exp_avg_sqs, numels, bytes);
+    std::vector<void*> counters;
+    for (uintptr_t step : steps) counters.push_back(reinterpret_cast<void*>(step));
+    written.add("steps", counters, std::vector<int64_t>(steps.size(), 1), step_dtype == 0 ? 4 : 8);
+    written.check_disjoint();
   }
 };
 
@@ -160,6 +173,11 @@ struct SgdCall {
       batch.new_buffers.assign(new_buffers.begin(), new_buffers.end());
     }
     grad_positions = checked_positions(positions, numels.size());
+    WrittenSpans written;
+    const int bytes = ops::element_size(batch.dtype);
+    written.add("params", batch.params, numels, bytes);
+    written.add("momentum_buffers", batch.momentum_buffers, numels, bytes);
+    written.check_disjoint();
   }
 };
 

@@ -9,7 +9,8 @@
 // Converting one element per iteration instead made gcc emit
 // zero-extensions, 256-bit extracts and cross-lane word permutes (vpermt2w)
 // for every stream. The conversions are still the ops/storage.h functions, so
-// the results are bit-exact with torch and identical on every ISA.
+// the results are those of torch's casts (NaN aside, see [note: half
+// conversions]) and identical on every ISA.
 #pragma once
 
 #include <cstdint>

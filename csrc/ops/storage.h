@@ -1,9 +1,11 @@
 // Storage types and their conversion to the math type.
 //
 // [note: half conversions] fp16 and bf16 are stored as raw 16-bit patterns and
-// converted with branch-free integer code: it is bit-exact with torch
-// (round-to-nearest-even, NaN kept as a quiet NaN), needs no F16C/AVX512-BF16
-// instructions, vectorizes on every ISA and compiles unchanged for CUDA.
+// converted with branch-free integer code: it is bit-exact with torch for
+// every value but NaN (round-to-nearest-even; a NaN stays a NaN, quieted, with
+// its sign and top payload bits, where torch writes one fixed pattern), needs
+// no F16C/AVX512-BF16 instructions, vectorizes on every ISA and compiles
+// unchanged for CUDA.
 #pragma once
 
 #include <cstdint>

@@ -6,8 +6,9 @@ other: a param listed twice, or two params that are overlapping views of one
 buffer, get their updates in list order, each reading the other's result. The
 optimizers reproduce that with successive calls (``overlap_levels``: each
 param waits for the earlier params it overlaps, and calls run level by
-level); the functional API, which gets its state lists from the caller,
-refuses such lists instead (``find_overlap``)."""
+level). A fused call itself refuses written tensors that share memory
+(csrc/bindings/written_spans.h), which is what the functional API, whose
+state lists come from the caller, relies on."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 from fusedoptim import _backend
 
 
-def overlap_levels(tensors: Sequence[Any]) -> list[int]:
+def overlap_levels(tensors: Sequence[Any], owners: Sequence[Any] | None = None) -> list[int]:
     """levels[i] = 1 + the largest level among earlier tensors whose memory
     overlaps tensor i's, or 0 where none does.
 
@@ -25,9 +26,18 @@ def overlap_levels(tensors: Sequence[Any]) -> list[int]:
     higher level than) each earlier tensor it overlaps: running the levels in
     order reproduces the list order wherever it matters. Costs one sort; the
     quadratic check runs only inside a run of overlapping spans, which the
-    parameters of an ``nn.Module`` never form.
+    parameters of an ``nn.Module`` never form. An empty tensor has no memory
+    to share, but one listed twice still shares its state (a step counter):
+    its repeats, by the identity of ``owners[i]`` (default: the tensor), take
+    successive levels.
     """
     levels = [0] * len(tensors)
+    repeats: dict[int, int] = {}
+    for position, t in enumerate(tensors):
+        if not t.nbytes:
+            owner = id(owners[position] if owners is not None else t)
+            levels[position] = repeats.get(owner, 0)
+            repeats[owner] = levels[position] + 1
     cluster: list[tuple[int, int, int]] = []
     cluster_end = 0
     for span in _spans(tensors):
@@ -38,18 +48,6 @@ def overlap_levels(tensors: Sequence[Any]) -> list[int]:
         cluster.append(span)
     _assign_levels(cluster, levels)
     return levels
-
-
-def find_overlap(tensors: Sequence[Any]) -> tuple[int, int] | None:
-    """Two positions (the earlier first) whose memory overlaps, or None."""
-    furthest = None  # the span reaching furthest so far, in address order
-    for span in _spans(tensors):
-        if furthest is not None and span[0] < furthest[1]:
-            first, second = sorted((furthest[2], span[2]))
-            return first, second
-        if furthest is None or span[1] > furthest[1]:
-            furthest = span
-    return None
 
 
 def _spans(tensors: Sequence[Any]) -> list[tuple[int, int, int]]:

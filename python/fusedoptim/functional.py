@@ -6,7 +6,8 @@ in place, ``state_steps`` holds one 0-dim float32/float64 counter per param
 (CPU tensor or numpy array) that each call increments, and ``sgd`` fills
 ``None`` entries of ``momentum_buffer_list`` with new buffers. Inputs are
 checked before anything is written; the tensors a call writes (params and
-state) must not share memory, as one call updates them all at once.
+state, step counters included) must not share memory, as one call updates
+them all at once: such lists raise ``ValueError`` naming two of them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import numpy as np
 import torch
 
 from fusedoptim import _backend, _validation
-from fusedoptim._overlap import find_overlap
 
 Array = Any  # torch.Tensor or numpy.ndarray
 
@@ -59,7 +59,6 @@ def adam(
         _validation.check_tensors(label, p, companions)
         _validation.check_step_counter(state_steps[i], label)
     _check_uniform(params, state_steps)
-    _check_disjoint(params, lists)
     if not params:
         return
     call = _backend.adam_call(
@@ -136,16 +135,13 @@ def sgd(
             companions.append(("momentum_buffer", momentum_buffer_list[i]))
         _validation.check_tensors(f"params[{i}]", p, companions)
     _check_uniform(params, [])
-    _check_disjoint(params, lists)
-    new_buffers = [False] * len(params)
-    if momentum != 0:
-        for i, p in enumerate(params):
-            if momentum_buffer_list[i] is None:
-                momentum_buffer_list[i] = _empty_like(p)
-                new_buffers[i] = True
     if not params:
         return
-    call = _backend.sgd_call(params, momentum_buffer_list if momentum != 0 else [], new_buffers)
+    # New buffers reach the caller's list only once the step has filled them.
+    buffers = list(momentum_buffer_list) if momentum != 0 else []
+    new_buffers = [buffer is None for buffer in buffers]
+    buffers = [_empty_like(p) if b is None else b for p, b in zip(params, buffers)]
+    call = _backend.sgd_call(params, buffers, new_buffers)
     _backend.sgd_step(
         call,
         grads,
@@ -158,6 +154,9 @@ def sgd(
         maximize=maximize,
         num_threads=num_threads,
     )
+    for i, buffer in enumerate(buffers):
+        if new_buffers[i]:
+            momentum_buffer_list[i] = buffer
 
 
 def _empty_like(x: Array) -> Array:
@@ -170,25 +169,6 @@ def _check_hyper(**values: float) -> None:
     for name, value in values.items():
         if not value >= 0.0:
             raise ValueError(f"Invalid {name} value: {value}")
-
-
-def _check_disjoint(params: Sequence[Any], lists: dict[str, Sequence[Any]]) -> None:
-    """One fused call writes every param and state tensor at once, from several
-    threads: none of them may share memory with another (torch.optim's
-    functional API would update a repeated param twice in a row; pass such
-    params in separate calls). Grads are only read."""
-    written = {"params": params, **lists}
-    del written["grads"]
-    named = [
-        (name, i, x) for name, xs in written.items() for i, x in enumerate(xs) if x is not None
-    ]
-    overlap = find_overlap([x for _, _, x in named])
-    if overlap is not None:
-        (first, i, _), (second, j, _) = named[overlap[0]], named[overlap[1]]
-        raise ValueError(
-            f"{second}[{j}] shares memory with {first}[{i}]: one fused call writes both at "
-            "once; update them in separate calls"
-        )
 
 
 def _check_lengths(params: Sequence[Any], lists: dict[str, Sequence[Any]]) -> None:

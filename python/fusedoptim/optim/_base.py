@@ -4,8 +4,9 @@ Phase 1 walks every param group and either confirms the group's cached plan
 (``_plan.GroupPlan.current_grads``, the fast path) or collects the params
 that have a grad and checks them with their state (``_collect``, the slow
 path, which raises on bad input). Phase 2 creates missing state, builds the
-plan and runs one fused call per group and dtype. Nothing is written before
-every group has passed phase 1, so a refused step loses nothing.
+plan and runs one fused call per group, dtype and overlap level (params that
+share memory run one after the other, see _overlap.py). Nothing is written
+before every group has passed phase 1, so a refused step loses nothing.
 """
 
 from __future__ import annotations
@@ -152,7 +153,28 @@ class FusedOptimizer(Optimizer):
     ) -> None:
         """Phase 2: create state and a plan on the slow path, then launch."""
         if plan is None:
-            items = payload
+            self._run_unplanned(index, group, payload, scaling)
+            return
+        hyper = {**self._hyperparameters(group), **scaling}
+        for batch in plan.batches:
+            self._launch(batch, plan.watch, hyper)  # the grads it has just collected
+
+    def _run_unplanned(
+        self, index: int, group: dict[str, Any], items: list, scaling: dict[str, float]
+    ) -> None:
+        """The slow path's phase 2: create missing state, build a plan, launch.
+
+        If anything here raises (memory for new state, a call refused for its
+        device, a launch), the state this step added for params that no call
+        has updated is removed again and the plan dropped, so the next step
+        starts those params afresh instead of reading half-made state (an
+        unfilled momentum buffer, an exp_avg without its exp_avg_sq). The
+        kernels write their own bookkeeping (step counters, new-buffer flags)
+        only once a launch has returned.
+        """
+        keys_before = {id(item.param): self._state_keys_now(item.param) for item in items}
+        updated: set[int] = set()
+        try:
             self._create_state(group, items)
             params = [item.param for item in items]
             batches = self._batches(group, items)
@@ -166,34 +188,26 @@ class FusedOptimizer(Optimizer):
                 self._plans[index] = plan
             grads = [real_view(item.grad) for item in items]
             hyper = {**self._hyperparameters(group), **scaling}
-            launched = 0
-            try:
-                for batch in batches:
-                    self._launch(batch, [grads[i] for i in batch.positions], hyper)
-                    launched += 1
-            except BaseException:
-                self._forget_unlaunched_state(index, items, batches, launched)
-                raise
-            return
-        hyper = {**self._hyperparameters(group), **scaling}
-        for batch in plan.batches:
-            self._launch(batch, plan.watch, hyper)  # the grads it has just collected
+            for batch in batches:
+                self._launch(batch, [grads[i] for i in batch.positions], hyper)
+                updated.update(id(items[i].param) for i in batch.positions)
+        except BaseException:
+            self._plans.pop(index, None)
+            for item in items:
+                if id(item.param) not in updated:
+                    self._remove_state_keys_since(item.param, keys_before[id(item.param)])
+            raise
 
-    def _forget_unlaunched_state(
-        self, index: int, items: list, batches: list[Batch], launched: int
-    ) -> None:
-        """A launch raised (a CUDA build without code for this GPU, say): the
-        state this step created for params no call has updated is dropped, so
-        the next step starts them afresh instead of reading an unfilled buffer.
-        The kernels' own bookkeeping (step counters, new-buffer flags) is only
-        written after a launch returns."""
-        self._plans.pop(index, None)
-        updated = {id(items[i].param) for batch in batches[:launched] for i in batch.positions}
-        for batch in batches[launched:]:
-            for i in batch.positions:
-                item = items[i]
-                if item.existing is None and id(item.param) not in updated:
-                    self.state.pop(item.param, None)
+    def _state_keys_now(self, param: torch.Tensor) -> set[str] | None:
+        return set(self.state[param]) if param in self.state else None
+
+    def _remove_state_keys_since(self, param: torch.Tensor, keys_before: set[str] | None) -> None:
+        if keys_before is None:
+            self.state.pop(param, None)
+            return
+        entries = self.state.get(param, {})
+        for key in set(entries) - keys_before:
+            del entries[key]
 
     # What each optimizer defines.
     _hyperparameter_keys: tuple[str, ...] = ()  # must be finite numbers at every step
@@ -323,7 +337,9 @@ def fused_calls(items: list[Item], key: Callable[[int], Any]) -> list[list[int]]
     one buffer get their updates from successive calls, in list order, each
     seeing the other's result, as in torch.optim (see _overlap.py).
     """
-    levels = overlap_levels([real_view(item.param) for item in items])
+    levels = overlap_levels(
+        [real_view(item.param) for item in items], owners=[item.param for item in items]
+    )
     calls: dict[Any, list[int]] = {}
     for position, level in enumerate(levels):
         calls.setdefault((level, key(position)), []).append(position)
