@@ -32,15 +32,22 @@ def overlap_levels(tensors: Sequence[Any], owners: Sequence[Any] | None = None) 
     successive levels.
     """
     levels = [0] * len(tensors)
+    spans = []  # (start, end, position) of every non-empty tensor
     repeats: dict[int, int] = {}
     for position, t in enumerate(tensors):
-        if not t.nbytes:
+        # Every tensor is dense (checked before): it spans [address, address + nbytes).
+        size = t.nbytes
+        if size:
+            start = _backend.address(t)
+            spans.append((start, start + size, position))
+        else:
             owner = id(owners[position] if owners is not None else t)
             levels[position] = repeats.get(owner, 0)
             repeats[owner] = levels[position] + 1
+    spans.sort()
     cluster: list[tuple[int, int, int]] = []
     cluster_end = 0
-    for span in _spans(tensors):
+    for span in spans:
         if cluster and span[0] >= cluster_end:
             _assign_levels(cluster, levels)
             cluster = []
@@ -48,18 +55,6 @@ def overlap_levels(tensors: Sequence[Any], owners: Sequence[Any] | None = None) 
         cluster.append(span)
     _assign_levels(cluster, levels)
     return levels
-
-
-def _spans(tensors: Sequence[Any]) -> list[tuple[int, int, int]]:
-    """(start, end, position) of every non-empty tensor, by address. Every
-    tensor is dense (checked before), so it spans [address, address + nbytes)."""
-    spans = []
-    for position, t in enumerate(tensors):
-        if t.nbytes:
-            start = _backend.address(t)
-            spans.append((start, start + t.nbytes, position))
-    spans.sort()
-    return spans
 
 
 def _assign_levels(cluster: list[tuple[int, int, int]], levels: list[int]) -> None:
