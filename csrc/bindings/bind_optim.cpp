@@ -135,7 +135,7 @@ void adam_step(const AdamCall& call, const py::handle grads, double lr, double b
     throw py::value_error("max_exp_avg_sqs: amsgrad=True needs one per tensor");
   }
   batch.grads = grad_addresses(grads, call.grad_positions, batch.numels, batch.dtype);
-  batch.steps = incremented_steps(call.steps, call.step_dtype, batch.size());
+  batch.steps = incremented_steps(call.steps, call.step_dtype);
   const ops::AdamHyper hyper{
       lr,      beta1,    beta2,        eps,      weight_decay, l1, decoupled_weight_decay,
       amsgrad, maximize, grad_unscale, grad_clip};

@@ -73,10 +73,9 @@ void check_steps(const std::vector<uintptr_t>& step_addresses, int step_dtype_co
 }
 
 std::vector<double> incremented_steps(const std::vector<uintptr_t>& step_addresses,
-                                      int step_dtype_code, size_t count) {
-  check_steps(step_addresses, step_dtype_code, count);
-  std::vector<double> steps(count);
-  for (size_t i = 0; i < count; ++i) {
+                                      int step_dtype_code) {
+  std::vector<double> steps(step_addresses.size());
+  for (size_t i = 0; i < steps.size(); ++i) {
     const double current = step_dtype_code == 0
                                ? double(*reinterpret_cast<const float*>(step_addresses[i]))
                                : *reinterpret_cast<const double*>(step_addresses[i]);

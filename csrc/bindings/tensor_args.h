@@ -28,9 +28,10 @@ void check_finite(double value, const char* name);
 // of a known dtype (0: float32, 1: float64).
 void check_steps(const std::vector<uintptr_t>& step_addresses, int step_dtype_code, size_t count);
 // Reads each tensor's step counter (a 0-dim float32/float64 CPU tensor),
-// returns the values after +1 without writing them.
+// returns the values after +1 without writing them. The addresses must have
+// passed check_steps (an AdamCall checks its counters once, when built).
 std::vector<double> incremented_steps(const std::vector<uintptr_t>& step_addresses,
-                                      int step_dtype_code, size_t count);
+                                      int step_dtype_code);
 // Writes the values returned above; call only once every check has passed.
 void store_steps(const std::vector<uintptr_t>& step_addresses, int step_dtype_code,
                  const std::vector<double>& steps);
