@@ -47,7 +47,7 @@ const ops::SgdScalars<double>& pick<double>(const SgdStepScalars& s) {
 // The element loops: ops::load/ops::store around the ops/ update, one element
 // per iteration. fp32/fp64 spans run here whole, fp16 spans as float scratch
 // blocks, bf16 spans their odd last element (see adam_bf16_pairs).
-template <bool kAmsgrad, bool kCoupledDecay, bool kL1, typename S>
+template <bool kAmsgrad, bool kCoupledDecay, bool kL1, bool kScaleGrad, typename S>
 void adam_elements(S* __restrict param, const S* __restrict grad, S* __restrict exp_avg,
                    S* __restrict exp_avg_sq, S* __restrict max_exp_avg_sq, int64_t n,
                    const ops::AdamScalars<MathType<S>>& scalars) {
@@ -61,7 +61,8 @@ void adam_elements(S* __restrict param, const S* __restrict grad, S* __restrict 
     M m = ops::load(exp_avg + i);
     M v = ops::load(exp_avg_sq + i);
     M v_max = kAmsgrad ? ops::load(max_exp_avg_sq + i) : M(0);
-    ops::adam_update<kAmsgrad, kCoupledDecay, kL1>(p, ops::load(grad + i), m, v, v_max, s);
+    ops::adam_update<kAmsgrad, kCoupledDecay, kL1, kScaleGrad>(p, ops::load(grad + i), m, v, v_max,
+                                                               s);
     ops::store(param + i, p);
     ops::store(exp_avg + i, m);
     ops::store(exp_avg_sq + i, v);
@@ -75,7 +76,7 @@ void adam_elements(S* __restrict param, const S* __restrict grad, S* __restrict 
 // [note: two phases] in ops/adam.h: the first converts, updates the moments
 // and takes the square roots; the second divides and writes the parameters.
 // The float values between the passes stay in L1 scratch, unrounded.
-template <bool kAmsgrad, bool kCoupledDecay, bool kL1>
+template <bool kAmsgrad, bool kCoupledDecay, bool kL1, bool kScaleGrad>
 void adam_bf16_pairs(BFloat16* __restrict param, const BFloat16* __restrict grad,
                      BFloat16* __restrict exp_avg, BFloat16* __restrict exp_avg_sq,
                      BFloat16* __restrict max_exp_avg_sq, int64_t n,
@@ -96,8 +97,10 @@ void adam_bf16_pairs(BFloat16* __restrict param, const BFloat16* __restrict grad
       const Bf16Pair v_max = kAmsgrad ? load_pair(max_exp_avg_sq, j) : Bf16Pair{0.0f, 0.0f};
       float p0 = p.even, m0 = m.even, v0 = v.even, v_max0 = v_max.even;
       float p1 = p.odd, m1 = m.odd, v1 = v.odd, v_max1 = v_max.odd;
-      d_even[k] = ops::adam_moments<kAmsgrad, kCoupledDecay>(p0, g.even, m0, v0, v_max0, s);
-      d_odd[k] = ops::adam_moments<kAmsgrad, kCoupledDecay>(p1, g.odd, m1, v1, v_max1, s);
+      d_even[k] =
+          ops::adam_moments<kAmsgrad, kCoupledDecay, kScaleGrad>(p0, g.even, m0, v0, v_max0, s);
+      d_odd[k] =
+          ops::adam_moments<kAmsgrad, kCoupledDecay, kScaleGrad>(p1, g.odd, m1, v1, v_max1, s);
       p_even[k] = p0, p_odd[k] = p1, m_even[k] = m0, m_odd[k] = m1;
       store_pair(exp_avg_sq, j, v0, v1);
       if (kAmsgrad) store_pair(max_exp_avg_sq, j, v_max0, v_max1);
@@ -148,7 +151,7 @@ void sgd_bf16_pairs(BFloat16* __restrict param, const BFloat16* __restrict grad,
 
 // fp16 a block at a time: widen into float scratch, run the float loop, narrow
 // back (see [note: fp16 blocks] in fp16_blocks.h).
-template <bool kAmsgrad, bool kCoupledDecay, bool kL1>
+template <bool kAmsgrad, bool kCoupledDecay, bool kL1, bool kScaleGrad>
 void adam_fp16_blocks(Half* param, const Half* grad, Half* exp_avg, Half* exp_avg_sq,
                       Half* max_exp_avg_sq, int64_t numel, const ops::AdamScalars<float>& s) {
   alignas(64) float p[kFp16Block], g[kFp16Block], m[kFp16Block], v[kFp16Block];
@@ -160,7 +163,7 @@ void adam_fp16_blocks(Half* param, const Half* grad, Half* exp_avg, Half* exp_av
     widen_block(exp_avg + begin, m, n);
     widen_block(exp_avg_sq + begin, v, n);
     if (kAmsgrad) widen_block(max_exp_avg_sq + begin, v_max, n);
-    adam_elements<kAmsgrad, kCoupledDecay, kL1>(p, g, m, v, v_max, n, s);
+    adam_elements<kAmsgrad, kCoupledDecay, kL1, kScaleGrad>(p, g, m, v, v_max, n, s);
     narrow_block(p, param + begin, n);
     narrow_block(m, exp_avg + begin, n);
     narrow_block(v, exp_avg_sq + begin, n);
@@ -185,7 +188,7 @@ void sgd_fp16_blocks(Half* param, const Half* grad, Half* buffer, int64_t numel,
   }
 }
 
-template <bool kAmsgrad, bool kCoupledDecay, bool kL1, typename S>
+template <bool kAmsgrad, bool kCoupledDecay, bool kL1, bool kScaleGrad, typename S>
 void adam_span(const AdamSpan& span, const AdamStepScalars& scalars) {
   S* param = static_cast<S*>(span.param);
   const S* grad = static_cast<const S*>(span.grad);
@@ -194,18 +197,18 @@ void adam_span(const AdamSpan& span, const AdamStepScalars& scalars) {
   S* max_exp_avg_sq = static_cast<S*>(span.max_exp_avg_sq);
   const auto& s = pick<MathType<S>>(scalars);
   if constexpr (std::is_same_v<S, Half>) {
-    return adam_fp16_blocks<kAmsgrad, kCoupledDecay, kL1>(param, grad, exp_avg, exp_avg_sq,
-                                                          max_exp_avg_sq, span.numel, s);
+    return adam_fp16_blocks<kAmsgrad, kCoupledDecay, kL1, kScaleGrad>(
+        param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, span.numel, s);
   }
   int64_t done = 0;
   if constexpr (std::is_same_v<S, BFloat16>) {
-    adam_bf16_pairs<kAmsgrad, kCoupledDecay, kL1>(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq,
-                                                  span.numel, s);
+    adam_bf16_pairs<kAmsgrad, kCoupledDecay, kL1, kScaleGrad>(param, grad, exp_avg, exp_avg_sq,
+                                                              max_exp_avg_sq, span.numel, s);
     done = span.numel - span.numel % 2;
   }
   auto at = [done](auto* base) { return base == nullptr ? base : base + done; };
-  adam_elements<kAmsgrad, kCoupledDecay, kL1>(at(param), at(grad), at(exp_avg), at(exp_avg_sq),
-                                              at(max_exp_avg_sq), span.numel - done, s);
+  adam_elements<kAmsgrad, kCoupledDecay, kL1, kScaleGrad>(
+      at(param), at(grad), at(exp_avg), at(exp_avg_sq), at(max_exp_avg_sq), span.numel - done, s);
 }
 
 template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, bool kL1, typename S>
@@ -262,11 +265,17 @@ void with_momentum_mode(MomentumMode mode, F&& f) {
   }
 }
 
-// The L1 step is compiled out when its threshold is 0, where it is the
-// identity bit for bit (see [note: options without branches] in ops/adam.h).
+// The L1 step is compiled out when its threshold is 0, and Adam's grad
+// multiplies when both factors are 1: there each is the identity bit for bit
+// (see [note: options without branches] in ops/adam.h).
 template <typename S, typename Scalars>
 bool has_l1(const Scalars& s) {
   return pick<MathType<S>>(s).l1_threshold != 0;
+}
+template <typename S>
+bool scales_grad(const AdamStepScalars& s) {
+  const auto& math = pick<MathType<S>>(s);
+  return !(math.grad_unscale == 1 && math.signed_grad_clip == 1);
 }
 
 void adam(DType dtype, AdamVariant variant, const AdamSpan& span, const AdamStepScalars& s) {
@@ -274,8 +283,11 @@ void adam(DType dtype, AdamVariant variant, const AdamSpan& span, const AdamStep
     using S = decltype(storage);
     with_bool(variant.amsgrad, [&](auto amsgrad) {
       with_bool(variant.coupled_decay, [&](auto coupled) {
-        with_bool(has_l1<S>(s),
-                  [&](auto l1) { adam_span<amsgrad(), coupled(), l1(), S>(span, s); });
+        with_bool(has_l1<S>(s), [&](auto l1) {
+          with_bool(scales_grad<S>(s), [&](auto scale) {
+            adam_span<amsgrad(), coupled(), l1(), scale(), S>(span, s);
+          });
+        });
       });
     });
   });
