@@ -116,7 +116,8 @@ void adam_bf16_pairs(BFloat16* __restrict param, const BFloat16* __restrict grad
   }
 }
 
-template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, bool kL1, typename S>
+template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, bool kL1, bool kScaleGrad,
+          typename S>
 void sgd_elements(S* __restrict param, const S* __restrict grad, S* __restrict buffer, int64_t n,
                   const ops::SgdScalars<MathType<S>>& scalars) {
   using M = MathType<S>;
@@ -125,13 +126,14 @@ void sgd_elements(S* __restrict param, const S* __restrict grad, S* __restrict b
   for (int64_t i = 0; i < n; ++i) {
     M p = ops::load(param + i);
     M buf = kMode == MomentumMode::kUpdate ? ops::load(buffer + i) : M(0);
-    ops::sgd_update<kMode, kNesterov, kCoupledDecay, kL1>(p, ops::load(grad + i), buf, s);
+    ops::sgd_update<kMode, kNesterov, kCoupledDecay, kL1, kScaleGrad>(p, ops::load(grad + i), buf,
+                                                                      s);
     ops::store(param + i, p);
     if (kMode != MomentumMode::kNone) ops::store(buffer + i, buf);
   }
 }
 
-template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, bool kL1>
+template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, bool kL1, bool kScaleGrad>
 void sgd_bf16_pairs(BFloat16* __restrict param, const BFloat16* __restrict grad,
                     BFloat16* __restrict buffer, int64_t n, const ops::SgdScalars<float>& scalars) {
   const ops::SgdScalars<float> s = scalars;
@@ -142,8 +144,8 @@ void sgd_bf16_pairs(BFloat16* __restrict param, const BFloat16* __restrict grad,
     const Bf16Pair buf =
         kMode == MomentumMode::kUpdate ? load_pair(buffer, j) : Bf16Pair{0.0f, 0.0f};
     float p0 = p.even, buf0 = buf.even, p1 = p.odd, buf1 = buf.odd;
-    ops::sgd_update<kMode, kNesterov, kCoupledDecay, kL1>(p0, g.even, buf0, s);
-    ops::sgd_update<kMode, kNesterov, kCoupledDecay, kL1>(p1, g.odd, buf1, s);
+    ops::sgd_update<kMode, kNesterov, kCoupledDecay, kL1, kScaleGrad>(p0, g.even, buf0, s);
+    ops::sgd_update<kMode, kNesterov, kCoupledDecay, kL1, kScaleGrad>(p1, g.odd, buf1, s);
     store_pair(param, j, p0, p1);
     if (kMode != MomentumMode::kNone) store_pair(buffer, j, buf0, buf1);
   }
@@ -171,7 +173,7 @@ void adam_fp16_blocks(Half* param, const Half* grad, Half* exp_avg, Half* exp_av
   }
 }
 
-template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, bool kL1>
+template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, bool kL1, bool kScaleGrad>
 void sgd_fp16_blocks(Half* param, const Half* grad, Half* buffer, int64_t numel,
                      const ops::SgdScalars<float>& s) {
   constexpr bool kHasBuffer = kMode != MomentumMode::kNone;
@@ -182,7 +184,7 @@ void sgd_fp16_blocks(Half* param, const Half* grad, Half* buffer, int64_t numel,
     widen_block(param + begin, p, n);
     widen_block(grad + begin, g, n);
     if (kMode == MomentumMode::kUpdate) widen_block(buffer + begin, buf, n);
-    sgd_elements<kMode, kNesterov, kCoupledDecay, kL1>(p, g, buf, n, s);
+    sgd_elements<kMode, kNesterov, kCoupledDecay, kL1, kScaleGrad>(p, g, buf, n, s);
     narrow_block(p, param + begin, n);
     if (kHasBuffer) narrow_block(buf, buffer + begin, n);
   }
@@ -211,24 +213,26 @@ void adam_span(const AdamSpan& span, const AdamStepScalars& scalars) {
       at(param), at(grad), at(exp_avg), at(exp_avg_sq), at(max_exp_avg_sq), span.numel - done, s);
 }
 
-template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, bool kL1, typename S>
+template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, bool kL1, bool kScaleGrad,
+          typename S>
 void sgd_span(const SgdSpan& span, const SgdStepScalars& scalars) {
   S* param = static_cast<S*>(span.param);
   const S* grad = static_cast<const S*>(span.grad);
   S* buffer = static_cast<S*>(span.momentum_buffer);
   const auto& s = pick<MathType<S>>(scalars);
   if constexpr (std::is_same_v<S, Half>) {
-    return sgd_fp16_blocks<kMode, kNesterov, kCoupledDecay, kL1>(param, grad, buffer, span.numel,
-                                                                 s);
+    return sgd_fp16_blocks<kMode, kNesterov, kCoupledDecay, kL1, kScaleGrad>(param, grad, buffer,
+                                                                             span.numel, s);
   }
   int64_t done = 0;
   if constexpr (std::is_same_v<S, BFloat16>) {
-    sgd_bf16_pairs<kMode, kNesterov, kCoupledDecay, kL1>(param, grad, buffer, span.numel, s);
+    sgd_bf16_pairs<kMode, kNesterov, kCoupledDecay, kL1, kScaleGrad>(param, grad, buffer,
+                                                                     span.numel, s);
     done = span.numel - span.numel % 2;
   }
   auto at = [done](auto* base) { return base == nullptr ? base : base + done; };
-  sgd_elements<kMode, kNesterov, kCoupledDecay, kL1>(at(param), at(grad), at(buffer),
-                                                     span.numel - done, s);
+  sgd_elements<kMode, kNesterov, kCoupledDecay, kL1, kScaleGrad>(at(param), at(grad), at(buffer),
+                                                                 span.numel - done, s);
 }
 
 // Turns runtime values into template arguments: with_bool(b, f) calls
@@ -265,15 +269,15 @@ void with_momentum_mode(MomentumMode mode, F&& f) {
   }
 }
 
-// The L1 step is compiled out when its threshold is 0, and Adam's grad
+// The L1 step is compiled out when its threshold is 0, and the grad
 // multiplies when both factors are 1: there each is the identity bit for bit
 // (see [note: options without branches] in ops/adam.h).
 template <typename S, typename Scalars>
 bool has_l1(const Scalars& s) {
   return pick<MathType<S>>(s).l1_threshold != 0;
 }
-template <typename S>
-bool scales_grad(const AdamStepScalars& s) {
+template <typename S, typename Scalars>
+bool scales_grad(const Scalars& s) {
   const auto& math = pick<MathType<S>>(s);
   return !(math.grad_unscale == 1 && math.signed_grad_clip == 1);
 }
@@ -299,8 +303,11 @@ void sgd(DType dtype, SgdVariant variant, const SgdSpan& span, const SgdStepScal
     with_momentum_mode(variant.mode, [&](auto mode) {
       with_bool(variant.nesterov && variant.mode != MomentumMode::kNone, [&](auto nesterov) {
         with_bool(variant.coupled_decay, [&](auto coupled) {
-          with_bool(has_l1<S>(s),
-                    [&](auto l1) { sgd_span<mode(), nesterov(), coupled(), l1(), S>(span, s); });
+          with_bool(has_l1<S>(s), [&](auto l1) {
+            with_bool(scales_grad<S>(s), [&](auto scale) {
+              sgd_span<mode(), nesterov(), coupled(), l1(), scale(), S>(span, s);
+            });
+          });
         });
       });
     });

@@ -30,12 +30,16 @@ enum class MomentumMode : int {
   kUpdate = 2,     // buf = momentum * buf + (1 - dampening) * g
 };
 
-// kL1 as in ops/adam.h: false only where the L1 threshold is known to be 0.
-template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, bool kL1 = true, typename M>
+// kL1 and kScaleGrad as in ops/adam.h: false only where the L1 threshold, or
+// both grad factors, are known to be neutral.
+template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, bool kL1 = true,
+          bool kScaleGrad = true, typename M>
 FUSEDOPTIM_HOST_DEVICE void sgd_update(M& param, M grad, M& momentum_buffer,
                                        const SgdScalars<M>& s) {
-  grad = grad * s.grad_unscale;  // scaler.unscale_(), clip_grad_norm_(), -grad: in torch's order
-  grad = grad * s.signed_grad_clip;
+  if (kScaleGrad) {
+    grad = grad * s.grad_unscale;  // scaler.unscale_(), clip_grad_norm_(), -grad: in torch's order
+    grad = grad * s.signed_grad_clip;
+  }
   if (kCoupledDecay) grad = grad + s.weight_decay * param;
   if (kMode != MomentumMode::kNone) {
     if (kMode == MomentumMode::kFirstStep) {
