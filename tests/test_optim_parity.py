@@ -201,19 +201,36 @@ def test_param_added_mid_training_gets_its_own_bias_correction():
     assert_close_to_scale(first + late, twins, torch.float32)
 
 
+# Two settings that between them compile each kernel option both ways: Adam's
+# coupled decay, amsgrad, L1 and grad multiplies (maximize), and SGD's nesterov,
+# coupled decay, L1 and grad multiplies.
+ISA_SETTINGS = (
+    (
+        (fusedoptim.AdamW, dict(lr=1e-2, amsgrad=True, l1=1e-3)),
+        (fusedoptim.SGD, dict(lr=1e-2, momentum=0.9, nesterov=True, weight_decay=0.1)),
+    ),
+    (
+        (fusedoptim.Adam, dict(lr=1e-2, weight_decay=0.1, maximize=True)),
+        (fusedoptim.SGD, dict(lr=1e-2, momentum=0.9, dampening=0.2, l1=1e-3, maximize=True)),
+    ),
+)
+
+
+@pytest.mark.parametrize("setting", range(len(ISA_SETTINGS)))
 @pytest.mark.parametrize("isa", fusedoptim.info()["isas_compiled"])
-def test_every_compiled_isa_gives_identical_bits(isa):
+def test_every_compiled_isa_gives_identical_bits(isa, setting):
     """-ffp-contract=off makes the per-ISA builds agree bit for bit."""
     if isa not in usable_isas():
         pytest.skip(f"this CPU cannot run {isa}")
+    (adam_cls, adam_kwargs), (sgd_cls, sgd_kwargs) = ISA_SETTINGS[setting]
     results = {}
     for chosen in ("baseline", isa):
         fusedoptim._backend.set_isa(chosen)
         for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
             opt_params = [torch.nn.Parameter(v) for v in make_params(dtype, seed=7)]
             sgd_params = [torch.nn.Parameter(v) for v in make_params(dtype, seed=7)]
-            adam = fusedoptim.AdamW(opt_params, lr=1e-2, amsgrad=True, l1=1e-3)
-            sgd = fusedoptim.SGD(sgd_params, lr=1e-2, momentum=0.9, nesterov=True, weight_decay=0.1)
+            adam = adam_cls(opt_params, **adam_kwargs)
+            sgd = sgd_cls(sgd_params, **sgd_kwargs)
             gen = torch.Generator().manual_seed(8)
             for _ in range(5):
                 for p, q in zip(opt_params, sgd_params):
