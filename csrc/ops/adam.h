@@ -25,8 +25,8 @@ namespace fusedoptim::ops {
 // in-cache AVX-512 Adam loop about 15% faster, with identical bits. They also
 // drop the two grad multiplies (kScaleGrad = false) when both factors are 1
 // (no GradScaler, no clipping, no maximize): the bf16 loop is bound by its
-// vector ALU work once the divider is busy, and those two multiplies cost it
-// about 6% in cache (AVX-512).
+// vector ALU work more than by the divider, and those two multiplies cost it
+// about 8% in cache (AVX-512).
 template <typename M>
 struct AdamScalars {
   M grad_unscale;  // 1 / GradScaler scale (as torch rounds it); else 1
@@ -60,9 +60,10 @@ FUSEDOPTIM_HOST_DEVICE M torch_lerp(M self, M end, M weight) {
 // updates the moments and returns the denominator, adam_apply divides and
 // updates the parameter. adam_update runs both, so one element sees exactly
 // the same operations either way. The CPU bf16 loop runs the phases in two
-// passes over a block: the divider (sqrt, then division) is the bottleneck
-// there, and a loop with one long-latency operation and few dependents per
-// element keeps it busy where the fused loop left it idle (cpu/optim_kernels.cpp).
+// passes over a block: the divider (sqrt, then division) has the longest
+// latency there, and a loop with one long-latency operation and few dependents
+// per element keeps it busy where the fused loop left it idle
+// (cpu/optim_kernels.cpp).
 template <bool kAmsgrad, bool kCoupledDecay, bool kScaleGrad = true, typename M>
 FUSEDOPTIM_HOST_DEVICE M adam_moments(M& param, M grad, M& exp_avg, M& exp_avg_sq,
                                       M& max_exp_avg_sq, const AdamScalars<M>& s) {
@@ -81,8 +82,8 @@ FUSEDOPTIM_HOST_DEVICE M adam_moments(M& param, M grad, M& exp_avg, M& exp_avg_s
     second_moment = max_exp_avg_sq;
   }
   // torch divides by sqrt(1 - beta2^t); multiplying by its reciprocal (exact
-  // once beta2^t underflows, within 1 ulp before) frees the divider, the
-  // bottleneck of this loop, for the one division that matters.
+  // once beta2^t underflows, within 1 ulp before) leaves the divider to the
+  // one division that matters.
   return math_sqrt(second_moment) * s.inv_bias_correction2_sqrt + s.eps;
 }
 
