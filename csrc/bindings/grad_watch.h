@@ -4,7 +4,8 @@
 // [note: why in C] autograd re-creates every grad each step (zero_grad
 // defaults to set_to_none=True), so nothing about them can be cached: each
 // step must read every grad and confirm its dtype, device, layout, size and
-// contiguity before handing its address to a kernel. From Python that is
+// contiguity (and, for one element, that it is not a lazily negated view)
+// before handing its address to a kernel. From Python that is
 // ~1 us per tensor (attribute lookups, bound-method calls, list building),
 // more than the whole update of a model with hundreds of small tensors.
 // Through the CPython API it is a few plain calls per tensor. We read the

@@ -94,6 +94,7 @@ def check_tensors(
 def _check_torch(label: str, param: torch.Tensor, companions: Sequence[tuple[str, Any]]) -> None:
     if param.layout != torch.strided:
         raise RuntimeError(f"{label}: {param.layout} params are not supported")
+    _check_not_negated(label, "param", param)
     if _backend.dtype_code(param) is None:
         raise TypeError(
             f"{label}: dtype {param.dtype} is not supported; supported: {SUPPORTED_DTYPES}"
@@ -112,6 +113,7 @@ def _check_torch(label: str, param: torch.Tensor, companions: Sequence[tuple[str
                 f"{label}: {role} is sparse ({t.layout}); fusedoptim does not support sparse "
                 "gradients (torch.optim.SparseAdam does)"
             )
+        _check_not_negated(label, role, t)
         if t.device != param.device:
             raise RuntimeError(
                 f"{label}: {role} is on {t.device} but the param is on {param.device}"
@@ -127,6 +129,16 @@ def _check_torch(label: str, param: torch.Tensor, companions: Sequence[tuple[str
                 f"{label}: {role} has strides {t.stride()} but the param has {param.stride()}; "
                 "a fused step needs them laid out alike"
             )
+
+
+def _check_not_negated(label: str, role: str, t: torch.Tensor) -> None:
+    """A lazily negated view (``is_neg()``, e.g. ``z.conj().imag``) holds the
+    negated values in memory; a kernel reads and writes memory as it is."""
+    if t.is_neg():
+        raise ValueError(
+            f"{label}: {role} is a lazily negated view (is_neg() is True), whose memory holds "
+            f"the negated values; pass {role}.resolve_neg()"
+        )
 
 
 def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:

@@ -229,6 +229,10 @@ class FusedOptimizer(Optimizer):
             grad = p.grad
             if grad is None:
                 continue
+            # Autograd can hand over a lazily conjugated or negated grad (the
+            # backward of `p.conj()`, of `.imag`), whose memory is not its
+            # value; torch.optim's ops resolve it, the kernels read memory.
+            grad = grad.resolve_conj().resolve_neg()
             name = label(i)
             check_single_device(name, p, device)
             device = p.device
