@@ -93,3 +93,23 @@ def test_functional_refuses_negated_tensors_by_name(role):
     for name, ts in tensors.items():
         assert torch.equal(ts[0], before[name][0])
     assert step[0].item() == 0.0
+
+
+@pytest.mark.parametrize("fused_cls,torch_cls,kwargs", OPTIMIZERS, ids=IDS)
+def test_negated_grad_from_autograd_matches_torch(fused_cls, torch_cls, kwargs):
+    """The imaginary part of a conjugate: autograd hands a one-element param its
+    grad as a negated view (for more elements it copies to the param's layout)."""
+    other = torch.tensor([0.3])
+    weight = torch.tensor([1 + 2j], dtype=torch.complex64)
+    ours = torch.nn.Parameter(torch.tensor([0.5]))
+    theirs = torch.nn.Parameter(torch.tensor([0.5]))
+    opt = fused_cls([ours], **kwargs)
+    reference = torch_cls([theirs], foreach=False, **kwargs)
+    for _ in range(4):
+        for p in (ours, theirs):
+            p.grad = None
+            (torch.complex(other, p).conj() * weight).real.sum().backward()
+        assert ours.grad.is_neg()
+        opt.step()
+        reference.step()
+        torch.testing.assert_close(ours.detach(), theirs.detach(), rtol=1e-6, atol=0)
