@@ -189,3 +189,96 @@ def test_grads_zeroed_in_place_and_refilled(cls_name):
         a.step()
         b.step()
         assert_close_to_scale(ours, theirs, torch.float32)
+
+
+def complex_pair(cls_name, sizes=(1, 7, 1023), **kwargs):
+    """Complex params of odd sizes (one real one among them), ours and torch's."""
+    gen = torch.Generator().manual_seed(1)
+    values = [torch.randn(n, dtype=torch.complex64, generator=gen) for n in sizes]
+    values.append(torch.randn(5, generator=gen))
+    ours = [torch.nn.Parameter(v.clone()) for v in values]
+    theirs = [torch.nn.Parameter(v.clone()) for v in values]
+    kwargs = {"lr": 1e-2, **kwargs}
+    a = getattr(fusedoptim, cls_name)(ours, **kwargs)
+    b = getattr(torch.optim, cls_name)(theirs, foreach=False, **kwargs)
+    return ours, theirs, a, b
+
+
+def give_grads(ours, theirs, seed):
+    gen = torch.Generator().manual_seed(seed)
+    for p, q in zip(ours, theirs):
+        g = torch.randn(p.shape, dtype=p.dtype, generator=gen)
+        p.grad, q.grad = g.clone(), g.clone()
+
+
+def as_real(params):
+    return [torch.view_as_real(p.detach()) if p.is_complex() else p.detach() for p in params]
+
+
+@pytest.mark.parametrize(
+    ("cls_name", "kwargs"),
+    [
+        ("SGD", {"momentum": 0.9, "nesterov": True, "weight_decay": 0.1}),
+        ("Adam", {"amsgrad": True, "weight_decay": 0.1}),
+        ("AdamW", {"maximize": True}),
+    ],
+)
+def test_complex_params_run_on_the_plan_and_follow_torch(cls_name, kwargs):
+    # Complex params are planned through their real views, as torch.optim
+    # updates them; the plan built by the first step serves every later one.
+    ours, theirs, a, b = complex_pair(cls_name, **kwargs)
+    give_grads(ours, theirs, 0)
+    a.step()
+    b.step()
+    plan = a._plans[0]
+    for seed in range(1, 30):
+        give_grads(ours, theirs, seed)
+        a.step()
+        b.step()
+        assert a._plans[0] is plan
+    assert_close_to_scale(as_real(ours), as_real(theirs), torch.float32)
+
+
+def test_conjugated_grad_after_planning_is_read_by_value():
+    # torch.optim.SGD resolves a conjugated grad; the plan's check must send
+    # it to the slow path rather than hand its memory (conj(grad)) to a kernel.
+    ours, theirs, a, b = complex_pair("SGD", momentum=0.9)
+    for seed in range(4):
+        give_grads(ours, theirs, seed)
+        if seed >= 2:
+            for p, q in zip(ours[:-1], theirs[:-1]):
+                p.grad, q.grad = p.grad.conj(), q.grad.conj()
+            assert ours[1].grad.is_conj()
+        a.step()
+        b.step()
+        assert_close_to_scale(as_real(ours), as_real(theirs), torch.float32)
+
+
+def test_param_conjugated_in_place_after_planning_is_refused():
+    # `p.data = p.data.conj()` keeps the address: only the conjugate bit says
+    # that the memory now holds conj(p).
+    ours, theirs, a, b = complex_pair("SGD", momentum=0.9)
+    for seed in range(2):
+        give_grads(ours, theirs, seed)
+        a.step()
+    ours[2].data = ours[2].data.conj()
+    before = [x.clone() for x in as_real(ours[:2])]
+    give_grads(ours, theirs, 5)
+    with pytest.raises(ValueError, match=r"params\[2\].*lazily conjugated"):
+        a.step()
+    assert all(torch.equal(x, p) for x, p in zip(before, as_real(ours[:2])))
+
+
+def test_l1_switched_on_for_complex_params_after_planning_is_refused():
+    ours, theirs, a, b = complex_pair("AdamW")
+    for seed in range(2):
+        give_grads(ours, theirs, seed)
+        a.step()
+    a.param_groups[0]["l1"] = 0.1
+    before = [x.clone() for x in as_real(ours)]
+    steps = a.state[ours[0]]["step"].item()
+    give_grads(ours, theirs, 5)
+    with pytest.raises(ValueError, match="l1 is not defined for complex"):
+        a.step()
+    assert all(torch.equal(x, p) for x, p in zip(before, as_real(ours)))
+    assert a.state[ours[0]]["step"].item() == steps

@@ -25,12 +25,14 @@ enum Attr {
   kNumel,
   kIsContiguous,
   kIsNeg,
+  kIsConj,
   kGetDevice,
   kNumAttrs
 };
-constexpr const char* kAttrNames[kNumAttrs] = {"grad",  "dtype",         "layout", "data_ptr",
-                                               "numel", "is_contiguous", "is_neg", "get_device"};
-constexpr bool kIsMethod[kNumAttrs] = {false, false, false, true, true, true, true, true};
+constexpr const char* kAttrNames[kNumAttrs] = {"grad",     "dtype",   "layout",
+                                               "data_ptr", "numel",   "is_contiguous",
+                                               "is_neg",   "is_conj", "get_device"};
+constexpr bool kIsMethod[kNumAttrs] = {false, false, false, true, true, true, true, true, true};
 
 class TensorAttrs {
  public:
@@ -104,7 +106,8 @@ uintptr_t address_of(PyObject* tensor) {
 
 GradWatch::GradWatch(const py::list& group_params, const std::vector<bool>& has_grad,
                      const std::vector<uintptr_t>& param_addresses, const py::list& dtypes,
-                     const std::vector<int64_t>& numels, int device)
+                     const std::vector<int64_t>& numels, const std::vector<bool>& is_complex,
+                     int device)
     : param_addresses_(param_addresses), numels_(numels), device_(device) {
   if (has_grad.size() != group_params.size()) {
     throw py::value_error("has_grad: expected one flag per group param");
@@ -115,10 +118,12 @@ GradWatch::GradWatch(const py::list& group_params, const std::vector<bool>& has_
     if (has_grad[i]) planned_.push_back(group_params_.back());
   }
   if (param_addresses.size() != planned_.size() || dtypes.size() != planned_.size() ||
-      numels.size() != planned_.size()) {
+      numels.size() != planned_.size() || is_complex.size() != planned_.size()) {
     throw py::value_error(
-        "param_addresses, dtypes and numels: expected one entry per param with a grad");
+        "param_addresses, dtypes, numels and is_complex: expected one entry per param with a "
+        "grad");
   }
+  is_complex_.assign(is_complex.begin(), is_complex.end());
   for (const py::handle dtype : dtypes)
     dtypes_.push_back(py::reinterpret_borrow<py::object>(dtype));
   grad_addresses_.resize(planned_.size());
@@ -136,6 +141,8 @@ bool GradWatch::grad_matches(size_t k, PyObject* grad) {
   // bit; more needs torch's private _neg_view), and autograd hands such a grad
   // over as it is, so only those pay for the getter (slower than is_contiguous).
   if (numels_[k] == 1 && attrs.get(grad, kIsNeg).ptr() != Py_False) return false;
+  // A conjugated complex grad (the backward of `p.conj()`) holds conj(grad).
+  if (is_complex_[k] && attrs.get(grad, kIsConj).ptr() != Py_False) return false;
   if (as_int(attrs.get(grad, kGetDevice), -2) != device_) return false;
   grad_addresses_[k] = address_of(grad);
   return true;
@@ -155,8 +162,13 @@ py::object GradWatch::collect(const py::list& group_params) {
       py::object grad = tensor_attrs().get(items[i], kGrad);
       if ((grad.ptr() != Py_None) != bool(has_grad_[i])) return py::none();
       if (grad.ptr() == Py_None) continue;
-      // `p.data = other` moves a param without changing its identity.
+      // `p.data = other` moves a param without changing its identity; for a
+      // complex one, `p.data = p.data.conj()` keeps the address and sets the
+      // conjugate bit, which the kernels (reading memory) would not see.
       if (address_of(items[i]) != param_addresses_[k]) return py::none();
+      if (is_complex_[k] && tensor_attrs().get(items[i], kIsConj).ptr() != Py_False) {
+        return py::none();
+      }
       if (!grad_matches(k, grad.ptr())) return py::none();
       PyList_SET_ITEM(grads.ptr(), static_cast<Py_ssize_t>(k), grad.release().ptr());
       ++k;
@@ -173,12 +185,13 @@ void bind_grad_watch(py::module_& m) {
   py::class_<GradWatch>(m, "GradWatch",
                         "The grads of a cached plan's params, checked and collected each step.")
       .def(py::init<const py::list&, const std::vector<bool>&, const std::vector<uintptr_t>&,
-                    const py::list&, const std::vector<int64_t>&, int>(),
+                    const py::list&, const std::vector<int64_t>&, const std::vector<bool>&, int>(),
            py::arg("group_params"), py::arg("has_grad"), py::arg("param_addresses"),
-           py::arg("dtypes"), py::arg("numels"), py::arg("device"))
+           py::arg("dtypes"), py::arg("numels"), py::arg("is_complex"), py::arg("device"))
       .def("collect", &GradWatch::collect, py::arg("group_params"),
            "This step's grads of the planned params (a list), or None when the group, a "
-           "param's address or a grad's dtype, layout, size, contiguity or device changed.")
+           "param's address or a grad's dtype, layout, size, contiguity or device changed (or a "
+           "complex param or grad is lazily conjugated).")
       .def_property_readonly("grad_addresses", &GradWatch::grad_addresses,
                              "Addresses of the grads found by the last successful collect().");
 }

@@ -4,7 +4,8 @@
 // [note: why in C] autograd re-creates every grad each step (zero_grad
 // defaults to set_to_none=True), so nothing about them can be cached: each
 // step must read every grad and confirm its dtype, device, layout, size and
-// contiguity (and, for one element, that it is not a lazily negated view)
+// contiguity (and, for one element, that it is not a lazily negated view;
+// for a complex one, that it is not lazily conjugated)
 // before handing its address to a kernel. From Python that is
 // ~1 us per tensor (attribute lookups, bound-method calls, list building),
 // more than the whole update of a model with hundreds of small tensors.
@@ -26,10 +27,11 @@ class GradWatch {
   // whether group_params[i] had a grad then; the params with a grad are the
   // planned ones, in order, and each must keep its address
   // (`param_addresses`), and its grad the dtype, element count and device
-  // (-1: CPU) recorded for it.
+  // (-1: CPU) recorded for it. `is_complex[k]`: the k-th planned param is
+  // complex, so it and its grad must also not be lazily conjugated.
   GradWatch(const pybind11::list& group_params, const std::vector<bool>& has_grad,
             const std::vector<uintptr_t>& param_addresses, const pybind11::list& dtypes,
-            const std::vector<int64_t>& numels, int device);
+            const std::vector<int64_t>& numels, const std::vector<bool>& is_complex, int device);
 
   // This step's grads of the planned params, or None when anything differs
   // from the plan (the caller then takes the slow path, which validates
@@ -50,6 +52,7 @@ class GradWatch {
   std::vector<uintptr_t> param_addresses_;
   std::vector<pybind11::object> dtypes_;
   std::vector<int64_t> numels_;
+  std::vector<uint8_t> is_complex_;
   int device_;
   std::vector<uintptr_t> grad_addresses_;
 };

@@ -42,6 +42,7 @@ class GradWatch:
         param_addresses: list[int],
         dtypes: list[Any],
         numels: list[int],
+        is_complex: list[bool],
         device: int,
     ) -> None: ...
     def collect(self, group_params: list[Any]) -> list[Any] | None: ...

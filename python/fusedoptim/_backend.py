@@ -149,13 +149,15 @@ def sgd_call(
 
 def grad_watch(group_params: list[torch.Tensor], params: list[torch.Tensor]) -> _C.GradWatch:
     """The per-step check of a cached plan: ``params`` are the group's params
-    that have a grad now (plain, dense, contiguous tensors), in group order."""
+    that have a grad now (plain, dense, contiguous tensors, real or complex),
+    in group order."""
     return _C.GradWatch(
         group_params=group_params,
         has_grad=[p.grad is not None for p in group_params],
         param_addresses=addresses(params),
         dtypes=[p.dtype for p in params],
         numels=[p.numel() for p in params],
+        is_complex=[p.is_complex() for p in params],
         device=params[0].get_device() if params else -1,
     )
 

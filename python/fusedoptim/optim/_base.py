@@ -366,6 +366,13 @@ def check_group_hyperparameters(kind: str, group_index: int, group: dict, keys: 
 def validate_common(label: str, param: torch.Tensor, l1: float) -> None:
     if param.is_complex() and l1 != 0:
         raise ValueError(f"{label}: l1 is not defined for complex params; use l1=0 for this group")
+    if param.is_conj():
+        # e.g. after `p.data = p.data.conj()`: its memory holds conj(p), and the
+        # kernels update memory as it is (torch.optim.Adam refuses it too).
+        raise ValueError(
+            f"{label}: the param is a lazily conjugated view (is_conj() is True); "
+            "make its memory hold its value with p.data = p.data.resolve_conj()"
+        )
 
 
 check_step_counter = _validation.check_step_counter

@@ -12,7 +12,9 @@ between steps:
 - each param's address (``p.data = ...``, ``model.to(...)``),
 - which params have a grad, and each grad's dtype, layout, size, device and
   contiguity (autograd re-creates grads every step with
-  ``zero_grad(set_to_none=True)``),
+  ``zero_grad(set_to_none=True)``); for complex params, that neither the
+  param nor its grad is lazily conjugated (the backward of ``p.conj()``),
+- for a group with complex params, that ``l1`` is still 0 (refused for them),
 - the state: the ``state`` mapping itself (a VersionedState counts changes
   to it: ``load_state_dict``, ``opt.state[p] = ...``) and, per param, the
   identity of every state tensor a kernel reads.
@@ -110,6 +112,7 @@ class GroupPlan:
     state_keys: tuple[str, ...]
     state_tensors: list[Any]  # flat: state_dicts[i][state_keys[k]]
     state_version: int
+    has_complex: bool  # then a nonzero l1 is refused, by the slow path
     batches: list[Batch] = field(default_factory=list)
 
     @classmethod
@@ -122,11 +125,11 @@ class GroupPlan:
         state_keys: tuple[str, ...],
     ) -> GroupPlan | None:
         """A plan for the params that have a grad now, or None when the group
-        has something the fast check does not cover: complex, non-contiguous or
-        DTensor params (a DTensor's own address is 0; its shard is checked per step)."""
-        if any(
-            type(p) not in _PLAIN_TYPES or p.is_complex() or not p.is_contiguous() for p in params
-        ):
+        has something the fast check does not cover: non-contiguous or DTensor
+        params (a DTensor's own address is 0; its shard is checked per step).
+        Complex params are planned through their real views, as the slow path
+        launches them."""
+        if any(type(p) not in _PLAIN_TYPES or not p.is_contiguous() for p in params):
             return None
         state_dicts = [state[p] for p in params] if state_keys else []
         return cls(
@@ -138,6 +141,7 @@ class GroupPlan:
             state_keys=state_keys,
             state_tensors=[d.get(k) for d in state_dicts for k in state_keys],
             state_version=state.version,
+            has_complex=any(p.is_complex() for p in params),
         )
 
     def current_grads(
@@ -151,6 +155,7 @@ class GroupPlan:
             group is not self.group
             or structure != self.structure
             or state.version != self.state_version
+            or (self.has_complex and group["l1"] != 0)
         ):
             return None
         grads = self.watch.collect(group["params"])
