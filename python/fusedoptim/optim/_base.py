@@ -41,6 +41,10 @@ class FusedOptimizer(Optimizer):
     # for state dicts saved by torch.optim or by older fusedoptim versions.
     _extra_group_defaults: dict[str, Any] = {"l1": 0.0, "max_grad_norm": None}
 
+    # Whether params with a sparse grad (nn.Embedding(sparse=True)) are updated,
+    # through ``_step_sparse``: torch.optim.SGD takes them, Adam/AdamW refuse them.
+    _takes_sparse_grads = False
+
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         if defaults.get("capturable"):
             raise ValueError(
@@ -174,13 +178,19 @@ class FusedOptimizer(Optimizer):
         """
         keys_before = {id(item.param): self._state_keys_now(item.param) for item in items}
         updated: set[int] = set()
+        sparse = [item for item in items if item.grad.is_sparse]
+        if sparse:
+            items = [item for item in items if not item.grad.is_sparse]
         try:
             self._create_state(group, items)
             params = [item.param for item in items]
-            batches = self._batches(group, items)
-            plan = GroupPlan.build(
-                group, self._structure(group), params, self.state, self._state_keys(group)
-            )
+            batches = self._batches(group, items) if items else []
+            # A plan covers every param with a grad; sparse grads have no kernel.
+            plan = None
+            if items and not sparse:
+                plan = GroupPlan.build(
+                    group, self._structure(group), params, self.state, self._state_keys(group)
+                )
             if plan is None:
                 self._plans.pop(index, None)
             else:
@@ -191,9 +201,12 @@ class FusedOptimizer(Optimizer):
             for batch in batches:
                 self._launch(batch, [grads[i] for i in batch.positions], hyper)
                 updated.update(id(items[i].param) for i in batch.positions)
+            if sparse:
+                self._step_sparse(group, sparse, scaling["grad_unscale"])
+                updated.update(id(item.param) for item in sparse)
         except BaseException:
             self._plans.pop(index, None)
-            for item in items:
+            for item in items + sparse:
                 if id(item.param) not in updated:
                     self._remove_state_keys_since(item.param, keys_before[id(item.param)])
             raise
@@ -237,6 +250,9 @@ class FusedOptimizer(Optimizer):
             check_single_device(name, p, device)
             device = p.device
             validate_common(name, p, group["l1"])
+            if grad.is_sparse and self._takes_sparse_grads:
+                items.append(Item(p, grad, self._check_sparse_item(name, p, grad, group)))
+                continue
             existing, state_companions = self._existing_state(name, p, group)
             companions = [("grad", real_view(grad)), *state_companions]
             _validation.check_tensors(name, real_view(p), companions)
@@ -245,6 +261,17 @@ class FusedOptimizer(Optimizer):
 
     def _existing_state(self, name: str, p: torch.Tensor, group: dict[str, Any]) -> tuple:
         """(state the step reads or None, [(role, tensor)] to check against the param)."""
+        raise NotImplementedError
+
+    def _check_sparse_item(
+        self, name: str, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any]
+    ) -> Any:
+        """The slow path's checks for a param whose grad is sparse; returns its
+        existing state (as ``_existing_state``). Only with ``_takes_sparse_grads``."""
+        raise NotImplementedError
+
+    def _step_sparse(self, group: dict[str, Any], items: list[Item], grad_unscale: float) -> None:
+        """Phase 2 for the params whose grad is sparse (after the fused calls)."""
         raise NotImplementedError
 
     def _create_state(self, group: dict[str, Any], items: list[Any]) -> None:

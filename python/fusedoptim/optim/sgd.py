@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim.sgd import sgd as torch_sgd
 
 from fusedoptim import _backend
 from fusedoptim.optim._base import (
@@ -24,6 +25,12 @@ class SGD(FusedOptimizer):
     Momentum, dampening, Nesterov momentum, coupled L2 ``weight_decay`` and
     ``maximize`` follow ``torch.optim.SGD(foreach=False)`` to a few ulp; with
     ``momentum=0`` no per-param state is kept.
+
+    Params with a sparse grad (``nn.Embedding(sparse=True)``) are updated as
+    torch.optim.SGD updates them, by torch's own single-tensor SGD (there is
+    no sparse kernel), with a sparse momentum buffer as torch keeps it; as in
+    torch, their group needs ``weight_decay=0``, and ``l1`` and
+    ``max_grad_norm`` are refused for them.
 
     Args:
         params: iterable of parameters, named parameters or param groups.
@@ -98,6 +105,60 @@ class SGD(FusedOptimizer):
             group.setdefault("foreach", None)
             group.setdefault("differentiable", False)
             group.setdefault("fused", False)
+
+    _takes_sparse_grads = True
+
+    def _check_sparse_item(self, name: str, p: Tensor, grad: Tensor, group: dict[str, Any]) -> Any:
+        for key, allowed, why in [
+            ("weight_decay", 0, "torch.optim.SGD cannot add a dense param to a sparse grad"),
+            ("l1", 0, "the proximal step is dense"),
+            ("max_grad_norm", None, "the norm is taken over dense grads"),
+        ]:
+            if group[key] != allowed:
+                raise ValueError(
+                    f"{name}: grad is sparse, which needs {key}={allowed} in its param group "
+                    f"({why}); got {key}={group[key]}"
+                )
+        buffer = self.state.get(p, {}).get("momentum_buffer") if group["momentum"] != 0 else None
+        for role, t in [("grad", grad), ("momentum_buffer", buffer)]:
+            if t is not None and (t.shape, t.dtype, t.device) != (p.shape, p.dtype, p.device):
+                raise ValueError(
+                    f"{name}: {role} has shape {tuple(t.shape)}, dtype {t.dtype} on {t.device}, "
+                    f"but the param has shape {tuple(p.shape)}, dtype {p.dtype} on {p.device}"
+                )
+        if group["nesterov"] and buffer is not None and not buffer.is_sparse:
+            # torch.optim.SGD would fail half-way through its step (add(sparse, dense)).
+            raise ValueError(
+                f"{name}: grad is sparse but its momentum_buffer is dense (the param had dense "
+                "grads before); Nesterov momentum cannot add the two"
+            )
+        return buffer
+
+    def _step_sparse(self, group: dict[str, Any], items: list[Item], grad_unscale: float) -> None:
+        grads = [item.grad for item in items]
+        if grad_unscale != 1.0:
+            # As GradScaler.unscale_ does for sparse grads: fp16 ones are
+            # coalesced first, then the values are multiplied by 1 / scale.
+            grads = [
+                (g.coalesce() if g.dtype == torch.float16 else g) * grad_unscale for g in grads
+            ]
+        buffers = [item.existing for item in items]
+        torch_sgd(
+            [item.param for item in items],
+            grads,
+            buffers,
+            has_sparse_grad=True,
+            foreach=False,
+            weight_decay=0.0,
+            momentum=group["momentum"],
+            lr=group["lr"],
+            dampening=group["dampening"],
+            nesterov=group["nesterov"],
+            maximize=group["maximize"],
+        )
+        if group["momentum"] != 0:
+            for item, buffer in zip(items, buffers):
+                self.state[item.param]["momentum_buffer"] = buffer
 
     def _existing_state(self, name: str, p: Tensor, group: dict[str, Any]) -> tuple:
         """The momentum buffer, or None (no momentum, or the buffer starts this step)."""
