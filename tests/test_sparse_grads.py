@@ -145,20 +145,56 @@ def test_grad_scaler_unscales_sparse_grads_like_torch():
     )
 
 
-def test_plan_gives_way_to_a_sparse_grad_and_comes_back():
+def test_plan_keeps_sparse_params_outside_and_follows_grad_layout_changes():
+    # The group is planned with its sparse param outside; a param whose grad
+    # turns dense (or sparse) sends the step to the slow path, which re-plans.
+    # No momentum: torch.optim.SGD cannot add a dense grad to a sparse buffer.
     ours, theirs = twin_models()
-    a = fusedoptim.SGD(ours, lr=0.1, momentum=0.9)
-    b = torch.optim.SGD(theirs, lr=0.1, momentum=0.9, foreach=False)
+    a = fusedoptim.SGD(ours, lr=0.1)
+    b = torch.optim.SGD(theirs, lr=0.1, foreach=False)
     gen = torch.Generator().manual_seed(4)
-    for step in range(6):
+    plans = []
+    for step in range(12):
         give_grads(ours, theirs, gen)
-        if step in (0, 1):  # dense grads at first: the group is planned
-            for p, q in zip(ours, theirs):
-                p.grad, q.grad = p.grad.to_dense(), q.grad.to_dense()
+        if step in (6, 7):
+            ours[0].grad, theirs[0].grad = ours[0].grad.to_dense(), theirs[0].grad.to_dense()
         a.step()
         b.step()
-        assert bool(a._plans) == (step < 2)
+        plans.append(a._plans.get(0))
         assert_close_to_scale(ours, theirs, torch.float32)
+    assert plans[1] is plans[5] and [p for _, p in plans[5].outside] == [ours[0]]
+    assert plans[6] is plans[7] and not plans[7].outside
+    assert plans[8] is plans[11] and plans[8] is not plans[5] and plans[8].outside
+
+
+def test_dense_grad_over_a_sparse_momentum_buffer_is_refused_before_writing():
+    ours, theirs = twin_models()
+    a = fusedoptim.SGD(ours, lr=0.1, momentum=0.9)
+    gen = torch.Generator().manual_seed(9)
+    give_grads(ours, theirs, gen)
+    a.step()
+    give_grads(ours, theirs, gen)
+    ours[0].grad = ours[0].grad.to_dense()
+    before = [p.detach().clone() for p in ours]
+    with pytest.raises(ValueError, match=r"params\[0\].*momentum_buffer is sparse"):
+        a.step()
+    assert all(torch.equal(x, p.detach()) for x, p in zip(before, ours))
+
+
+def test_sparse_param_checked_on_the_plan_every_step():
+    ours, theirs = twin_models()
+    a = fusedoptim.SGD(ours, lr=0.1, momentum=0.9)
+    gen = torch.Generator().manual_seed(8)
+    for _ in range(3):
+        give_grads(ours, theirs, gen)
+        a.step()
+    assert a._plans[0].outside
+    a.param_groups[0]["weight_decay"] = 0.01
+    give_grads(ours, theirs, gen)
+    before = [p.detach().clone() for p in ours]
+    with pytest.raises(ValueError, match=r"params\[0\] of param group 0: grad is sparse"):
+        a.step()
+    assert all(torch.equal(x, p.detach()) for x, p in zip(before, ours))
 
 
 @pytest.mark.parametrize(

@@ -105,16 +105,19 @@ uintptr_t address_of(PyObject* tensor) {
 }  // namespace
 
 GradWatch::GradWatch(const py::list& group_params, const std::vector<bool>& has_grad,
+                     const std::vector<bool>& outside,
                      const std::vector<uintptr_t>& param_addresses, const py::list& dtypes,
                      const std::vector<int64_t>& numels, const std::vector<bool>& is_complex,
                      int device)
     : param_addresses_(param_addresses), numels_(numels), device_(device) {
-  if (has_grad.size() != group_params.size()) {
-    throw py::value_error("has_grad: expected one flag per group param");
+  if (has_grad.size() != group_params.size() || outside.size() != group_params.size()) {
+    throw py::value_error("has_grad and outside: expected one flag per group param");
   }
   for (size_t i = 0; i < group_params.size(); ++i) {
+    if (has_grad[i] && outside[i]) throw py::value_error("has_grad: true for a param outside");
     group_params_.push_back(py::reinterpret_borrow<py::object>(group_params[i]));
     has_grad_.push_back(has_grad[i] ? 1 : 0);
+    outside_.push_back(outside[i] ? 1 : 0);
     if (has_grad[i]) planned_.push_back(group_params_.back());
   }
   if (param_addresses.size() != planned_.size() || dtypes.size() != planned_.size() ||
@@ -159,6 +162,7 @@ py::object GradWatch::collect(const py::list& group_params) {
   size_t k = 0;
   try {
     for (size_t i = 0; i < count; ++i) {
+      if (outside_[i]) continue;
       py::object grad = tensor_attrs().get(items[i], kGrad);
       if ((grad.ptr() != Py_None) != bool(has_grad_[i])) return py::none();
       if (grad.ptr() == Py_None) continue;
@@ -184,10 +188,12 @@ py::object GradWatch::collect(const py::list& group_params) {
 void bind_grad_watch(py::module_& m) {
   py::class_<GradWatch>(m, "GradWatch",
                         "The grads of a cached plan's params, checked and collected each step.")
-      .def(py::init<const py::list&, const std::vector<bool>&, const std::vector<uintptr_t>&,
-                    const py::list&, const std::vector<int64_t>&, const std::vector<bool>&, int>(),
-           py::arg("group_params"), py::arg("has_grad"), py::arg("param_addresses"),
-           py::arg("dtypes"), py::arg("numels"), py::arg("is_complex"), py::arg("device"))
+      .def(py::init<const py::list&, const std::vector<bool>&, const std::vector<bool>&,
+                    const std::vector<uintptr_t>&, const py::list&, const std::vector<int64_t>&,
+                    const std::vector<bool>&, int>(),
+           py::arg("group_params"), py::arg("has_grad"), py::arg("outside"),
+           py::arg("param_addresses"), py::arg("dtypes"), py::arg("numels"), py::arg("is_complex"),
+           py::arg("device"))
       .def("collect", &GradWatch::collect, py::arg("group_params"),
            "This step's grads of the planned params (a list), or None when the group, a "
            "param's address or a grad's dtype, layout, size, contiguity or device changed (or a "

@@ -23,15 +23,18 @@ namespace fusedoptim::bindings {
 
 class GradWatch {
  public:
-  // `group_params`: the param group's list as the plan saw it. `has_grad[i]`:
-  // whether group_params[i] had a grad then; the params with a grad are the
-  // planned ones, in order, and each must keep its address
-  // (`param_addresses`), and its grad the dtype, element count and device
-  // (-1: CPU) recorded for it. `is_complex[k]`: the k-th planned param is
-  // complex, so it and its grad must also not be lazily conjugated.
+  // `group_params`: the param group's list as the plan saw it. `outside[i]`:
+  // group_params[i] is not part of the plan and not read here (a param with a
+  // sparse grad, which the caller checks itself). `has_grad[i]`: whether it
+  // had a grad then (false outside); the params with a grad are the planned
+  // ones, in order, and each must keep its address (`param_addresses`), and
+  // its grad the dtype, element count and device (-1: CPU) recorded for it.
+  // `is_complex[k]`: the k-th planned param is complex, so it and its grad
+  // must also not be lazily conjugated.
   GradWatch(const pybind11::list& group_params, const std::vector<bool>& has_grad,
-            const std::vector<uintptr_t>& param_addresses, const pybind11::list& dtypes,
-            const std::vector<int64_t>& numels, const std::vector<bool>& is_complex, int device);
+            const std::vector<bool>& outside, const std::vector<uintptr_t>& param_addresses,
+            const pybind11::list& dtypes, const std::vector<int64_t>& numels,
+            const std::vector<bool>& is_complex, int device);
 
   // This step's grads of the planned params, or None when anything differs
   // from the plan (the caller then takes the slow path, which validates
@@ -48,6 +51,7 @@ class GradWatch {
 
   std::vector<pybind11::object> group_params_;
   std::vector<uint8_t> has_grad_;
+  std::vector<uint8_t> outside_;
   std::vector<pybind11::object> planned_;
   std::vector<uintptr_t> param_addresses_;
   std::vector<pybind11::object> dtypes_;

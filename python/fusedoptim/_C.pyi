@@ -39,6 +39,7 @@ class GradWatch:
         self,
         group_params: list[Any],
         has_grad: list[bool],
+        outside: list[bool],
         param_addresses: list[int],
         dtypes: list[Any],
         numels: list[int],

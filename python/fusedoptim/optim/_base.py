@@ -5,7 +5,8 @@ Phase 1 walks every param group and either confirms the group's cached plan
 that have a grad and checks them with their state (``_collect``, the slow
 path, which raises on bad input). Phase 2 creates missing state, builds the
 plan and runs one fused call per group, dtype and overlap level (params that
-share memory run one after the other, see _overlap.py). Nothing is written
+share memory run one after the other, see _overlap.py), then updates the
+params whose grad is sparse (SGD only: ``_step_sparse``). Nothing is written
 before every group has passed phase 1, so a refused step loses nothing.
 """
 
@@ -136,13 +137,16 @@ class FusedOptimizer(Optimizer):
         return coefficients
 
     def _prepare(self, index: int, group: dict[str, Any]) -> tuple | None:
-        """Phase 1: (plan, grads) on the fast path, (None, items) on the slow path."""
+        """Phase 1: (plan, grads, sparse items) on the fast path, (None, items) on
+        the slow path."""
         check_group_hyperparameters(type(self).__name__, index, group, self._hyperparameter_keys)
         plan = self._plans.get(index)
         if plan is not None:
             grads = plan.current_grads(group, self._structure(group), self.state)
             if grads is not None:
-                return plan, grads
+                outside = self._outside_items(index, group, plan)
+                if outside is not None:
+                    return plan, grads, outside
         items = self._collect(index, group)
         return (None, items) if items else None
 
@@ -152,6 +156,7 @@ class FusedOptimizer(Optimizer):
         group: dict[str, Any],
         plan: GroupPlan | None,
         payload: list,
+        outside: list[Item] = (),
         *,
         scaling: dict[str, float],
     ) -> None:
@@ -162,6 +167,8 @@ class FusedOptimizer(Optimizer):
         hyper = {**self._hyperparameters(group), **scaling}
         for batch in plan.batches:
             self._launch(batch, plan.watch, hyper)  # the grads it has just collected
+        if outside:
+            self._step_sparse(group, outside, scaling["grad_unscale"])
 
     def _run_unplanned(
         self, index: int, group: dict[str, Any], items: list, scaling: dict[str, float]
@@ -185,12 +192,14 @@ class FusedOptimizer(Optimizer):
             self._create_state(group, items)
             params = [item.param for item in items]
             batches = self._batches(group, items) if items else []
-            # A plan covers every param with a grad; sparse grads have no kernel.
-            plan = None
-            if items and not sparse:
-                plan = GroupPlan.build(
-                    group, self._structure(group), params, self.state, self._state_keys(group)
-                )
+            plan = GroupPlan.build(
+                group,
+                self._structure(group),
+                params,
+                self.state,
+                self._state_keys(group),
+                outside=[item.param for item in sparse],
+            )
             if plan is None:
                 self._plans.pop(index, None)
             else:
@@ -239,25 +248,46 @@ class FusedOptimizer(Optimizer):
         items: list[Item] = []
         device = None
         for i, p in enumerate(group["params"]):
-            grad = p.grad
-            if grad is None:
+            if p.grad is None:
                 continue
-            # Autograd can hand over a lazily conjugated or negated grad (the
-            # backward of `p.conj()`, of `.imag`), whose memory is not its
-            # value; torch.optim's ops resolve it, the kernels read memory.
-            grad = grad.resolve_conj().resolve_neg()
             name = label(i)
             check_single_device(name, p, device)
             device = p.device
-            validate_common(name, p, group["l1"])
-            if grad.is_sparse and self._takes_sparse_grads:
-                items.append(Item(p, grad, self._check_sparse_item(name, p, grad, group)))
-                continue
-            existing, state_companions = self._existing_state(name, p, group)
-            companions = [("grad", real_view(grad)), *state_companions]
-            _validation.check_tensors(name, real_view(p), companions)
-            items.append(Item(p, grad, existing))
+            items.append(self._checked_item(name, p, p.grad, group))
         return items
+
+    def _outside_items(
+        self, group_index: int, group: dict[str, Any], plan: GroupPlan
+    ) -> list[Item] | None:
+        """The plan's params with a sparse grad, checked as ``_collect`` checks
+        them; None when one of them no longer has one (the slow path decides)."""
+        if not plan.outside:
+            return []
+        label = param_labeller(self, group_index, group)
+        device = plan.params[0].device if plan.params else None
+        items = []
+        for i, p in plan.outside:
+            if p.grad is None or not p.grad.is_sparse:
+                return None
+            check_single_device(label(i), p, device)
+            device = p.device
+            items.append(self._checked_item(label(i), p, p.grad, group))
+        return items
+
+    def _checked_item(
+        self, name: str, p: torch.Tensor, grad: torch.Tensor, group: dict[str, Any]
+    ) -> Item:
+        # Autograd can hand over a lazily conjugated or negated grad (the
+        # backward of `p.conj()`, of `.imag`), whose memory is not its value;
+        # torch.optim's ops resolve it, the kernels read memory.
+        grad = grad.resolve_conj().resolve_neg()
+        validate_common(name, p, group["l1"])
+        if grad.is_sparse and self._takes_sparse_grads:
+            return Item(p, grad, self._check_sparse_item(name, p, grad, group))
+        existing, state_companions = self._existing_state(name, p, group)
+        companions = [("grad", real_view(grad)), *state_companions]
+        _validation.check_tensors(name, real_view(p), companions)
+        return Item(p, grad, existing)
 
     def _existing_state(self, name: str, p: torch.Tensor, group: dict[str, Any]) -> tuple:
         """(state the step reads or None, [(role, tensor)] to check against the param)."""
@@ -313,7 +343,7 @@ class FusedOptimizer(Optimizer):
 
 
 def _grads_of(prepared: tuple) -> list[torch.Tensor]:
-    plan, payload = prepared
+    plan, payload = prepared[:2]
     return payload if plan is not None else [item.grad for item in payload]
 
 

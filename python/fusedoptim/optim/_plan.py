@@ -20,8 +20,10 @@ between steps:
   identity of every state tensor a kernel reads.
 
 Anything unexpected sends the step down the slow path, which validates
-everything and raises a precise error or builds a new plan. Plans are not
-part of ``state_dict`` or of a deepcopy.
+everything and raises a precise error or builds a new plan. Params with a
+sparse grad (SGD) stay outside the plan: the optimizer checks them itself
+every step (``outside``). Plans are not part of ``state_dict`` or of a
+deepcopy.
 """
 
 from __future__ import annotations
@@ -106,13 +108,16 @@ class Batch:
 class GroupPlan:
     group: dict[str, Any]
     structure: tuple  # the group options that shaped the plan (e.g. amsgrad)
-    params: list[torch.Tensor]  # the params with a grad, in group order
+    params: list[torch.Tensor]  # the params with a dense grad, in group order
     watch: Any  # _C.GradWatch over group["params"]
     state_dicts: list[dict]
     state_keys: tuple[str, ...]
     state_tensors: list[Any]  # flat: state_dicts[i][state_keys[k]]
     state_version: int
     has_complex: bool  # then a nonzero l1 is refused, by the slow path
+    # (position in group["params"], param): params with a sparse grad, which
+    # the optimizer checks and updates itself each step.
+    outside: list[tuple[int, torch.Tensor]] = field(default_factory=list)
     batches: list[Batch] = field(default_factory=list)
 
     @classmethod
@@ -123,6 +128,7 @@ class GroupPlan:
         params: list[torch.Tensor],
         state: VersionedState,
         state_keys: tuple[str, ...],
+        outside: list[torch.Tensor] = (),
     ) -> GroupPlan | None:
         """A plan for the params that have a grad now, or None when the group
         has something the fast check does not cover: non-contiguous or DTensor
@@ -132,16 +138,18 @@ class GroupPlan:
         if any(type(p) not in _PLAIN_TYPES or not p.is_contiguous() for p in params):
             return None
         state_dicts = [state[p] for p in params] if state_keys else []
+        outside_ids = {id(p) for p in outside}
         return cls(
             group=group,
             structure=structure,
             params=list(params),
-            watch=_backend.grad_watch(group["params"], params),
+            watch=_backend.grad_watch(group["params"], params, list(outside)),
             state_dicts=state_dicts,
             state_keys=state_keys,
             state_tensors=[d.get(k) for d in state_dicts for k in state_keys],
             state_version=state.version,
             has_complex=any(p.is_complex() for p in params),
+            outside=[(i, p) for i, p in enumerate(group["params"]) if id(p) in outside_ids],
         )
 
     def current_grads(
@@ -150,6 +158,7 @@ class GroupPlan:
         """This step's grads (one per planned param) when the plan still holds, else None.
 
         On success ``self.watch`` also holds the grads' addresses for the launch.
+        The params ``outside`` are not looked at: the caller checks them.
         """
         if (
             group is not self.group

@@ -168,6 +168,11 @@ class SGD(FusedOptimizer):
         buffer = state.get("momentum_buffer") if state else None
         if buffer is None:
             return None, []
+        if buffer.is_sparse:
+            raise ValueError(
+                f"{name}: momentum_buffer is sparse (from sparse grads) but the grad is dense; "
+                "torch.optim.SGD cannot add a dense grad to a sparse buffer either"
+            )
         return buffer, [("momentum_buffer", real_view(buffer))]
 
     _hyperparameter_keys = ("lr", "momentum", "dampening", "weight_decay", "l1")
