@@ -124,7 +124,7 @@ def _check_torch(label: str, param: torch.Tensor, companions: Sequence[tuple[str
             raise ValueError(
                 f"{label}: {role} has shape {tuple(t.shape)} but the param has {tuple(param.shape)}"
             )
-        if not _same_layout(t, param):
+        if not same_layout(t, param):
             raise ValueError(
                 f"{label}: {role} has strides {t.stride()} but the param has {param.stride()}; "
                 "a fused step needs them laid out alike"
@@ -141,7 +141,7 @@ def _check_not_negated(label: str, role: str, t: torch.Tensor) -> None:
         )
 
 
-def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
+def same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
     if a.is_contiguous() and b.is_contiguous():
         return True
     return all(sa == sb for sa, sb, n in zip(a.stride(), b.stride(), b.shape) if n != 1)

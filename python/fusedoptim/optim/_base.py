@@ -21,7 +21,7 @@ from torch.optim import Optimizer
 from fusedoptim import _backend, _validation
 from fusedoptim._overlap import overlap_levels
 from fusedoptim.optim._dtensor import local_tensor
-from fusedoptim.optim._plan import Batch, GroupPlan, versioned
+from fusedoptim.optim._plan import Batch, GroupPlan, VersionedState, versioned
 from fusedoptim.penalties import global_grad_norm
 
 __all__ = ["Batch", "FusedOptimizer", "Item", "fused_calls"]
@@ -79,6 +79,11 @@ class FusedOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if not isinstance(self.state, VersionedState):
+            # `opt.state = defaultdict(dict)`, a common way to reset the state:
+            # the plans cannot tell that mapping's changes, so they start over.
+            self.state = versioned(self.state)
+            self._plans = {}
         work = [self._prepare(index, group) for index, group in enumerate(self.param_groups)]
         grad_unscale, skip = self._grad_scaling()
         if skip:
@@ -284,6 +289,7 @@ class FusedOptimizer(Optimizer):
         validate_common(name, p, group["l1"])
         if grad.is_sparse and self._takes_sparse_grads:
             return Item(p, grad, self._check_sparse_item(name, p, grad, group))
+        grad = laid_out_like(grad, p)
         existing, state_companions = self._existing_state(name, p, group)
         companions = [("grad", real_view(grad)), *state_companions]
         _validation.check_tensors(name, real_view(p), companions)
@@ -388,6 +394,27 @@ def real_view(t: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(t) if t.is_complex() else t
 
 
+def laid_out_like(t: Any, param: torch.Tensor) -> Any:
+    """``t``, or a copy of it with ``param``'s strides when it holds the same
+    shape, dtype and device in another layout.
+
+    torch.optim's ops take any layout; the kernels walk one memory order for
+    a param, its grad and its state. Such tensors come from ordinary code: a
+    grad assigned by hand (transposed, expanded, a strided slice), a state
+    loaded from a contiguous model into a channels_last one. Anything else is
+    left for the checks to refuse by name.
+    """
+    if (
+        not isinstance(t, torch.Tensor)
+        or t.layout != torch.strided
+        or (t.shape, t.dtype, t.device) != (param.shape, param.dtype, param.device)
+        or _validation.same_layout(t, param)
+        or not _validation.is_dense(param)
+    ):
+        return t
+    return torch.empty_like(param).copy_(t)
+
+
 def fused_calls(items: list[Item], key: Callable[[int], Any]) -> list[list[int]]:
     """Item positions grouped into fused calls by ``key(position)``: one call
     per key and overlap level, level by level, keys in first-seen order.
@@ -411,7 +438,9 @@ def check_group_hyperparameters(kind: str, group_index: int, group: dict, keys: 
     """Hyperparameters may be edited between steps (schedulers, users): each must
     still be a finite number when the step starts, before any group is written."""
     for key in keys:
-        values = group[key] if isinstance(group[key], tuple) else (group[key],)
+        # betas may be a list in a group dict (torch makes it a tuple only in
+        # its constructor; add_param_group and JSON-loaded groups keep lists).
+        values = group[key] if isinstance(group[key], (tuple, list)) else (group[key],)
         for value in values:
             number = to_float(value)
             if number != number or number in (float("inf"), float("-inf")):

@@ -15,6 +15,7 @@ from fusedoptim.optim._base import (
     Item,
     check_step_counter,
     fused_calls,
+    laid_out_like,
     real_view,
     to_float,
 )
@@ -133,6 +134,11 @@ class Adam(FusedOptimizer):
             if key not in state:
                 raise KeyError(f"{name}: optimizer state has no '{key}'")
         check_step_counter(state["step"], name)
+        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            if key in state:
+                # Only the layout changes, never a value, so a step refused
+                # later still loses nothing.
+                state[key] = laid_out_like(state[key], p)
         companions = [
             ("exp_avg", real_view(state["exp_avg"])),
             ("exp_avg_sq", real_view(state["exp_avg_sq"])),

@@ -14,6 +14,7 @@ from fusedoptim.optim._base import (
     FusedOptimizer,
     Item,
     fused_calls,
+    laid_out_like,
     real_view,
     to_float,
 )
@@ -173,6 +174,8 @@ class SGD(FusedOptimizer):
                 f"{name}: momentum_buffer is sparse (from sparse grads) but the grad is dense; "
                 "torch.optim.SGD cannot add a dense grad to a sparse buffer either"
             )
+        # Only the layout changes, never a value (see laid_out_like).
+        buffer = state["momentum_buffer"] = laid_out_like(buffer, p)
         return buffer, [("momentum_buffer", real_view(buffer))]
 
     _hyperparameter_keys = ("lr", "momentum", "dampening", "weight_decay", "l1")
