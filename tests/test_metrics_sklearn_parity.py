@@ -117,6 +117,7 @@ DATA = {
     "whole_floats": (_T.astype(np.float64), _P.astype(np.float32)),
 }
 PRF = ["precision_score", "recall_score", "f1_score", "precision_recall_fscore_support"]
+CLASSIFICATION = ["accuracy_score", "confusion_matrix", *PRF]
 ZERO_DIVISION = ["warn", 0, 1, np.nan]
 AVERAGES = [None, "binary", "micro", "macro", "weighted", "samples"]
 
@@ -350,6 +351,29 @@ def test_regression_property(n, outputs, seed, weighted, multioutput):
         mo = multioutput if name == "r2_score" or multioutput != "variance_weighted" else None
         kwargs = dict(sample_weight=w) if mo is None else dict(sample_weight=w, multioutput=mo)
         check(name, (y, yp), kwargs)
+
+
+# ---------------------------------------------------------------- input forms sklearn takes
+
+
+@pytest.mark.parametrize("name", CLASSIFICATION)
+def test_negative_strides_classification(name):
+    """Reversed numpy views (negative strides, which torch.from_numpy refuses) are
+    copied: labels, predictions, weights and labels= alike."""
+    kwargs = dict(sample_weight=_W[::-1], labels=np.array([4, 0, 1])[::-1])
+    if name == "accuracy_score":
+        del kwargs["labels"]
+    elif name != "confusion_matrix":
+        kwargs["average"] = "macro"
+    check(name, (_T[::-1], _P[::-1]), kwargs)
+    check(name, (_T[::-2], _P[::2]), {})
+
+
+@pytest.mark.parametrize("name", REGRESSION)
+def test_negative_strides_regression(name):
+    kwargs = dict(sample_weight=_W[:50][::-1], multioutput=np.array([0.2, 0.3, 0.5])[::-1])
+    check(name, (_Y[::-1, ::-1], _YP[::-1]), kwargs)
+    check(name, (_Y[::-1, 0], _YP[:, 1]), {})
 
 
 # ---------------------------------------------------------------- deliberate differences

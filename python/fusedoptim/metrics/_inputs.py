@@ -31,8 +31,10 @@ def to_tensor(x, name):
             )
         if arr.dtype.kind == "u" and arr.dtype.itemsize > 1:
             arr = arr.astype(np.int64)  # torch has no arithmetic for uint16/32/64
-        elif not arr.flags.writeable or not arr.dtype.isnative:
-            # torch.from_numpy warns on read-only arrays and rejects foreign byte order.
+        elif not arr.flags.writeable or not arr.dtype.isnative or min(arr.strides, default=0) < 0:
+            # torch.from_numpy warns on read-only arrays and rejects foreign byte order
+            # and negative strides (reversed views such as x[::-1]); other arrays are
+            # wrapped without a copy.
             arr = arr.astype(arr.dtype.newbyteorder("="), copy=True)
         t = torch.from_numpy(arr)
     if t.dtype == torch.bool:

@@ -117,7 +117,7 @@ def check_multioutput(multioutput, num_outputs, allowed):
                 f"multioutput must be one of {allowed} or an array of weights, got {multioutput!r}"
             )
         return multioutput
-    weights = torch.as_tensor(multioutput, dtype=torch.float64).reshape(-1)
+    weights = to_tensor(multioutput, "multioutput").to(torch.float64).reshape(-1)
     # As scikit-learn: weights average several outputs, and must not sum to zero
     # (sklearn raises ZeroDivisionError there; a ValueError names the argument).
     if num_outputs == 1:
