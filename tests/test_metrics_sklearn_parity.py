@@ -369,6 +369,18 @@ def test_negative_strides_classification(name):
     check(name, (_T[::-2], _P[::2]), {})
 
 
+@pytest.mark.parametrize("name", CLASSIFICATION)
+@pytest.mark.parametrize("kind", KINDS)
+def test_column_vectors(name, kind):
+    """(N, 1) labels are read as (N,) on either side, as sklearn's column_or_1d does;
+    whole-number floats too. (A fractional float column is a probability column,
+    documented in test_documented_differences.)"""
+    kwargs = {} if name in ("accuracy_score", "confusion_matrix") else {"average": "macro"}
+    t, p = _T[:, None], _P[:, None]
+    for args in ((t, p), (_T, p), (t, _P), (t, p.astype(np.float64)), (_T, p.astype(np.float32))):
+        check(name, args, kwargs, kind)
+
+
 @pytest.mark.parametrize("name", REGRESSION)
 def test_negative_strides_regression(name):
     kwargs = dict(sample_weight=_W[:50][::-1], multioutput=np.array([0.2, 0.3, 0.5])[::-1])
@@ -392,6 +404,7 @@ def test_documented_differences():
     # Fractional 1-D y_pred are probabilities of class 1 and 2-D float y_pred are
     # scores (sklearn: "can't handle a mix of binary and continuous targets").
     assert fm.accuracy_score([0, 1, 1], [0.2, 0.7, 0.4]) == pytest.approx(2 / 3)
+    assert fm.accuracy_score([0, 1, 1], [[0.2], [0.7], [0.4]]) == pytest.approx(2 / 3)
     scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
     assert fm.accuracy_score([0, 1, 1], scores) == pytest.approx(2 / 3)
     # Duplicate labels: sklearn returns an empty row for the first copy; we refuse.

@@ -102,8 +102,8 @@ def prediction_labels(y_pred, num_classes=None, deferred=False):
     With ``deferred`` and a non-CPU tensor the count is left on the device for the
     caller to check later (no sync); otherwise invalid probabilities raise at once.
     """
-    if y_pred.ndim == 2 and y_pred.shape[1] == 1 and is_float(y_pred):
-        y_pred = y_pred[:, 0]
+    if y_pred.ndim == 2 and y_pred.shape[1] == 1:
+        y_pred = y_pred[:, 0]  # a column, read as 1-D (sklearn's column_or_1d), like y_true
     if y_pred.ndim == 2:
         if not is_float(y_pred):
             raise ValueError(
