@@ -43,6 +43,14 @@ def as_label_tensor(labels, name, device):
     return t.to(torch.int64)
 
 
+def label_positions(y, labels):
+    """The index in ``labels`` (distinct, in any order) of each value of y; -1 where
+    the value is not one of them."""
+    ordered, order = torch.sort(labels)
+    at = torch.searchsorted(ordered, y.to(torch.int64)).clamp(max=labels.shape[0] - 1)
+    return torch.where(ordered[at] == y, order[at], -1)
+
+
 def _weights(sample_weight):
     """float64 weights, and whether the caller's weights were integers (sklearn then
     returns integer counts)."""

@@ -18,7 +18,7 @@ import warnings
 import torch
 
 from fusedoptim.metrics import _scores
-from fusedoptim.metrics._counting import as_label_tensor, count_classes
+from fusedoptim.metrics._counting import as_label_tensor, count_classes, label_positions
 from fusedoptim.metrics._inputs import Output, check_sample_weight, classification_inputs
 
 
@@ -45,14 +45,20 @@ def confusion_matrix(y_true, y_pred, *, labels=None, sample_weight=None, normali
             raise ValueError("At least one label specified must be in y_true")
         if torch.unique(wanted).numel() != wanted.numel():
             raise ValueError(f"labels: contains duplicates: {wanted.tolist()}")
-    counts = count_classes(t, p, w, extra_labels=wanted)
+    if wanted is None:
+        counts = count_classes(t, p, w)
+        index = torch.nonzero(counts.present).reshape(-1)
+    else:
+        # Only pairs of two wanted labels are counted (sklearn drops the others), as
+        # their positions in ``labels``: the table has len(labels)^2 cells however
+        # many other classes the data holds.
+        ti, pi = label_positions(t, wanted), label_positions(p, wanted)
+        keep = (ti >= 0) & (pi >= 0)
+        index = torch.arange(wanted.shape[0], device=t.device)
+        w = None if w is None else w[keep]
+        counts = count_classes(ti[keep], pi[keep], w, extra_labels=index)
     if counts.matrix is None:
         raise ValueError(f"{counts.classes.shape[0]} classes: the confusion matrix is too large")
-    index = (
-        torch.nonzero(counts.present).reshape(-1)
-        if wanted is None
-        else (torch.searchsorted(counts.classes, wanted))
-    )
     cm = counts.matrix[index][:, index]
     if cm.shape == (1, 1):
         warnings.warn(
