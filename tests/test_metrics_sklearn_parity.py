@@ -13,6 +13,7 @@ ValueError naming the argument). The deliberate differences are listed and teste
 """
 
 import warnings
+from fractions import Fraction
 
 import hypothesis.strategies as st
 import numpy as np
@@ -236,6 +237,50 @@ def test_classification_refusals(args, name):
 def test_argument_refusals(kwargs):
     kwargs = {"average": "macro", **kwargs}
     check("fbeta_score", ([0, 1, 2], [0, 2, 2]), {"beta": 1.0, **kwargs})
+
+
+BETAS = [np.float32(0.1), np.float32(0.5), np.float16(0.3), np.int64(2), True, False, 3]
+BETAS_REFUSED = [np.float64(np.nan), np.bool_(True), np.int8(-1)]
+
+
+@pytest.mark.parametrize("beta", BETAS + BETAS_REFUSED, ids=repr)
+@pytest.mark.parametrize("average", [None, "macro"])
+def test_beta_any_real_number(beta, average):
+    """sklearn takes any real beta >= 0 (numpy scalars, bools); an np.float32 beta is
+    squared in float32, as sklearn does. The streaming metrics give the same numbers."""
+    kwargs = dict(beta=beta, average=average)
+    check("fbeta_score", (_T, _P), kwargs)
+    if any(beta is b for b in BETAS_REFUSED):
+        with pytest.raises(ValueError, match="beta must be"):
+            fm.FBetaScore(6, **kwargs)
+        return
+    metric = fm.FBetaScore(6, **kwargs)
+    metric.update(_T, _P)
+    ref = skm.fbeta_score(_T, _P, **kwargs)
+    np.testing.assert_allclose(metric.compute(), ref, rtol=RTOL, atol=ATOL)
+
+
+# sklearn keeps the value of Python numbers only: np.int64(1), np.float32(0) and
+# Fraction(1) pass its check but are read as NaN, which we copy.
+ZERO_DIVISIONS = [True, False, np.int64(1), np.int64(0), np.float32(1), np.float64(1.0)]
+ZERO_DIVISIONS += [np.float32(np.nan), Fraction(1)]
+ZERO_DIVISIONS_REFUSED = [np.bool_(True), "nan", 0.5, np.int64(2)]
+
+
+@pytest.mark.parametrize("zero_division", ZERO_DIVISIONS + ZERO_DIVISIONS_REFUSED, ids=repr)
+@pytest.mark.parametrize("average", [None, "macro", "weighted"])
+def test_zero_division_any_real_number(zero_division, average):
+    t, p = [0, 1, 2, 1, 3], [0, 0, 0, 1, 4]  # classes 2, 3 and 4 divide by zero
+    kwargs = dict(average=average, zero_division=zero_division)
+    check("precision_recall_fscore_support", (t, p), kwargs)
+    if any(zero_division is z for z in ZERO_DIVISIONS_REFUSED):
+        with pytest.raises(ValueError, match="zero_division must be"):
+            fm.Precision(5, **kwargs)
+        return
+    metric = fm.Precision(5, **kwargs)
+    metric.update(t, p)
+    ref = skm.precision_score(t, p, **kwargs)
+    np.testing.assert_allclose(metric.compute(), ref, rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize(
