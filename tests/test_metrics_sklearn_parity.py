@@ -283,6 +283,35 @@ def test_zero_division_any_real_number(zero_division, average):
     np.testing.assert_allclose(metric.compute(), ref, rtol=RTOL, atol=ATOL)
 
 
+FLAGS = [True, False, np.bool_(False), None, 0, 1, 1.0, "true", "False"]
+
+
+@pytest.mark.parametrize("flag", FLAGS, ids=repr)
+def test_boolean_arguments(flag):
+    """normalize and force_finite are sklearn "boolean"s: np.bool_ is taken, but None,
+    0/1 and strings are refused (normalize=None used to return counts)."""
+    check("accuracy_score", ([0, 1, 2], [0, 2, 2]), dict(normalize=flag))
+    check("r2_score", ([1.0, 2.0, 3.0], [1.0, 2.0, 2.0]), dict(force_finite=flag))
+    if isinstance(flag, (bool, np.bool_)):
+        assert fm.R2Score(force_finite=flag).force_finite is flag
+    else:
+        with pytest.raises(ValueError, match="force_finite must be True or False"):
+            fm.R2Score(force_finite=flag)
+
+
+@pytest.mark.parametrize(
+    "warn_for",
+    [["precision"], ("recall",), {"f-score"}, set(), "precision", None, frozenset(["recall"])],
+    ids=repr,
+)
+def test_warn_for_types(warn_for):
+    check(
+        "precision_recall_fscore_support",
+        ([0, 1, 2], [0, 0, 0]),
+        dict(average="macro", warn_for=warn_for),
+    )
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [dict(labels=[]), dict(labels=[7]), dict(normalize="rows"), dict(sample_weight=[1, 2])],

@@ -44,6 +44,13 @@ def to_tensor(x, name):
     return t
 
 
+def check_flag(value, name):
+    """True or False (np.bool_ too), as sklearn's "boolean" parameters: 0, 1, None and
+    strings are refused (normalize=None would otherwise count instead of average)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
 def any_torch(*xs):
     return any(isinstance(x, torch.Tensor) for x in xs)
 

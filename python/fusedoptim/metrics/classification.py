@@ -19,7 +19,12 @@ import torch
 
 from fusedoptim.metrics import _scores
 from fusedoptim.metrics._counting import as_label_tensor, count_classes, label_positions
-from fusedoptim.metrics._inputs import Output, check_sample_weight, classification_inputs
+from fusedoptim.metrics._inputs import (
+    Output,
+    check_flag,
+    check_sample_weight,
+    classification_inputs,
+)
 
 
 def _prepare(y_true, y_pred, sample_weight):
@@ -81,6 +86,7 @@ def confusion_matrix(y_true, y_pred, *, labels=None, sample_weight=None, normali
 
 def accuracy_score(y_true, y_pred, *, normalize=True, sample_weight=None):
     """Fraction (or with normalize=False, the weighted number) of correct predictions."""
+    check_flag(normalize, "normalize")
     t, p, w, _ = _prepare(y_true, y_pred, sample_weight)
     correct = (t.to(torch.int64) == p.to(torch.int64)).to(torch.float64)
     if w is None:
@@ -106,6 +112,9 @@ def precision_recall_fscore_support(
     _scores.check_average(average)
     _scores.zero_division_value(zero_division)
     _scores.check_beta(beta)
+    # sklearn's types; a plain string would be searched by substring ("precision" in it).
+    if not isinstance(warn_for, (list, tuple, set)):
+        raise ValueError(f"warn_for must be a list, tuple or set of metric names, got {warn_for!r}")
     t, p, w, out = _prepare(y_true, y_pred, sample_weight)
     wanted = None if labels is None else as_label_tensor(labels, "labels", t.device)
     extra = wanted

@@ -19,6 +19,7 @@ import torch
 from fusedoptim.metrics._inputs import (
     Output,
     any_torch,
+    check_flag,
     check_sample_weight,
     same_device,
     to_tensor,
@@ -208,5 +209,6 @@ def r2_score(
     y_true, y_pred, *, sample_weight=None, multioutput="uniform_average", force_finite=True
 ):
     """1 - sum w (y - y_pred)^2 / sum w (y - mean_w(y))^2, per output, then averaged."""
+    check_flag(force_finite, "force_finite")
     m, multioutput, out = _run(y_true, y_pred, sample_weight, multioutput, _R2_OUTPUTS)
     return _result(r2_from(m, multioutput, force_finite), out)
