@@ -455,6 +455,28 @@ def test_column_vectors(name, kind):
         check(name, args, kwargs, kind)
 
 
+HUGE_LABELS = [
+    ([1e20, 0.0], [0.0, 0.0]),  # past int64: sklearn reads continuous, refuses
+    ([1e20, 0.0, 1e20], [1e20, 0.0, 0.0]),
+    ([0.0, 1.0], [-1e19, 1.0]),
+    (np.array([2.0**63, 1.0], np.float32), [0, 1]),
+    ([-(2.0**63), 1.0], [0.0, 1.0]),  # the int64 range's ends are labels
+    ([2.0**63 - 1024, 1.0], [2.0**63 - 1024, 0.0]),
+]
+
+
+@pytest.mark.parametrize("name", CLASSIFICATION)
+@pytest.mark.parametrize("args", HUGE_LABELS, ids=str)
+def test_floats_outside_int64_are_not_labels(name, args):
+    """Whole-number floats that int64 cannot hold are refused by name, not wrapped."""
+    kwargs = {} if name in ("accuracy_score", "confusion_matrix") else {"average": None}
+    check(name, args, kwargs)
+    ref, _ = outcome(getattr(skm, name), *args, **kwargs)
+    if isinstance(ref, Exception):
+        with pytest.raises(ValueError, match="outside the int64 range"):
+            getattr(fm, name)(*args, **kwargs)
+
+
 @pytest.mark.parametrize("name", REGRESSION)
 def test_negative_strides_regression(name):
     kwargs = dict(sample_weight=_W[:50][::-1], multioutput=np.array([0.2, 0.3, 0.5])[::-1])
@@ -487,6 +509,15 @@ def test_documented_differences():
     # Non-integral labels= can never match an integer label: refused, not ignored.
     with pytest.raises(ValueError, match="labels: expected integer class labels"):
         fm.precision_score([0, 1], [0, 1], labels=[0.5, 1], average=None)
+    # labels= past int64 can never match a label (those are refused): refused too. So
+    # are uint64 labels past int64 (sklearn takes them); as regression targets they
+    # are read as float64, as sklearn does.
+    with pytest.raises(ValueError, match="labels: 1e[+]20 is outside the int64 range"):
+        fm.confusion_matrix([0, 1], [0, 1], labels=[1e20, 1])
+    huge = np.array([2**63, 1], dtype=np.uint64)
+    with pytest.raises(ValueError, match="y_true: 9.22337e[+]18 is outside the int64 range"):
+        fm.accuracy_score(huge, [0, 1])
+    assert fm.mean_squared_error(huge, [0.0, 1.0]) == skm.mean_squared_error(huge, [0.0, 1.0])
     # sklearn parses numeric strings as regression targets; we want numbers.
     with pytest.raises(ValueError, match="y_true: expected numbers"):
         fm.mean_squared_error(["1", "2"], ["1", "2"])

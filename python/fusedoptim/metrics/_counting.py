@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from fusedoptim import _backend
-from fusedoptim.metrics._inputs import is_integral, to_tensor
+from fusedoptim.metrics._inputs import is_integral, to_tensor, whole_to_int64
 
 # [note: class space] Non-negative labels are counted as they are, in a table sized by
 # the largest label, when that table is not much larger than the data (at most
@@ -40,7 +40,7 @@ def as_label_tensor(labels, name, device):
         raise ValueError(
             f"{name}: expected integer class labels, got {t.dtype} values {t.tolist()}"
         )
-    return t.to(torch.int64)
+    return whole_to_int64(t, name) if t.is_floating_point() else t.to(torch.int64)
 
 
 def label_positions(y, labels):

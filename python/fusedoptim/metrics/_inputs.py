@@ -30,7 +30,11 @@ def to_tensor(x, name):
                 "encode string or object labels as integers first"
             )
         if arr.dtype.kind == "u" and arr.dtype.itemsize > 1:
-            arr = arr.astype(np.int64)  # torch has no arithmetic for uint16/32/64
+            # torch has no arithmetic for uint16/32/64. uint64 values past int64 would
+            # wrap: float64 keeps them for regression, and class labels refuse them
+            # (whole_to_int64).
+            big = arr.dtype.itemsize == 8 and arr.size and arr.max() > np.iinfo(np.int64).max
+            arr = arr.astype(np.float64 if big else np.int64)
         elif not arr.flags.writeable or not arr.dtype.isnative or min(arr.strides, default=0) < 0:
             # torch.from_numpy warns on read-only arrays and rejects foreign byte order
             # and negative strides (reversed views such as x[::-1]); other arrays are
@@ -77,6 +81,18 @@ def is_integral(t):
     return bool((torch.isfinite(t) & (t == t.round())).all())
 
 
+def whole_to_int64(t, name):
+    """The whole-number float tensor t as int64 labels (host sync). Values outside
+    [-2**63, 2**63) would wrap in the cast: refused (sklearn reads such floats as
+    continuous targets, as its cast to int changes them, and refuses them too)."""
+    outside = (t < -(2.0**63)) | (t >= 2.0**63)
+    if bool(outside.any()):
+        raise ValueError(
+            f"{name}: {t[outside][0].item():g} is outside the int64 range class labels must fit in"
+        )
+    return t.to(torch.int64)
+
+
 def class_labels(y, name, strict=False):
     """y as a 1-D integer tensor of class labels.
 
@@ -91,7 +107,7 @@ def class_labels(y, name, strict=False):
             f"{name}: expected a 1-D array of class labels, got shape {tuple(y.shape)}"
         )
     if is_float(y) and (y.numel() == 0 or (not strict and is_integral(y))):
-        return y.to(torch.int64)  # np.asarray([]) is float64
+        return whole_to_int64(y, name)  # np.asarray([]) is float64
     if is_float(y):
         what = "integer class labels" if strict else "whole-number class labels"
         raise ValueError(
@@ -132,7 +148,7 @@ def prediction_labels(y_pred, num_classes=None, deferred=False):
     if not deferred and y_pred.numel() and is_integral(y_pred):
         # Whole numbers are labels, as in scikit-learn; for 0/1 values both readings
         # agree, so only fractional values are read as probabilities.
-        return y_pred.to(torch.int64), None
+        return whole_to_int64(y_pred, "y_pred"), None
     if num_classes is not None and num_classes != 2:
         raise ValueError(
             f"y_pred: 1-D float values are read as binary probabilities, but num_classes="
