@@ -651,6 +651,39 @@ def test_streaming_lifecycle(make):
     np.testing.assert_allclose(resumed.compute(), one_shot.compute(), rtol=RTOL, atol=ATOL)
 
 
+EMPTY_BATCHES = [([], []), (np.array([], int), np.array([], int)), (torch.zeros(0), torch.zeros(0))]
+
+
+@pytest.mark.parametrize(
+    "make", [*ALL_STREAMING, lambda: fm.MeanSquaredError(2), lambda: fm.R2Score(2)]
+)
+def test_streaming_empty_batches_add_nothing(make):
+    """An empty batch, a [] list (np.asarray([]) is float64) included, is a no-op."""
+    r = np.random.default_rng(2)
+    m = make()
+    regression = not isinstance(m, fm.ConfusionMatrix)
+    width = m.num_outputs if regression else 3
+    t, p = r.integers(0, 3, (9, width)), r.integers(0, 3, (9, width))
+    if regression:
+        t, p = t.astype(np.float64), p + r.random((9, width))
+    else:
+        t, p = t[:, 0], p[:, 0]
+    ref = make()
+    ref.update(t, p)
+    empty = [*EMPTY_BATCHES, (np.zeros(0, int), np.zeros((0, width)))]
+    for batch in empty[:2]:
+        m.update(*batch)
+    m.update(t, p)
+    for batch in empty[2:]:
+        m.update(*batch)
+    if regression:
+        m.update([], [], sample_weight=[])
+    ours, theirs = m.state_dict(), ref.state_dict()
+    assert ours.pop("updates") > theirs.pop("updates")
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    assert torch.equal(torch.as_tensor(m.compute()), torch.as_tensor(ref.compute()))
+
+
 def test_streaming_argument_refusals():
     with pytest.raises(ValueError, match="custom weights"):
         fm.MeanSquaredError(1, multioutput=[1.0])

@@ -145,7 +145,9 @@ def prediction_labels(y_pred, num_classes=None, deferred=False):
         )
     if not is_float(y_pred):
         return y_pred, None
-    if not deferred and y_pred.numel() and is_integral(y_pred):
+    if y_pred.numel() == 0:
+        return y_pred.to(torch.int64), None  # np.asarray([]) is float64: no probabilities
+    if not deferred and is_integral(y_pred):
         # Whole numbers are labels, as in scikit-learn; for 0/1 values both readings
         # agree, so only fractional values are read as probabilities.
         return whole_to_int64(y_pred, "y_pred"), None

@@ -40,8 +40,10 @@ def regression_inputs(y_true, y_pred, sample_weight=None, num_outputs=None):
     for x, name in ((t, "y_true"), (p, "y_pred")):
         if x.ndim not in (1, 2):
             raise ValueError(f"{name}: expected shape (N,) or (N, outputs), got {tuple(x.shape)}")
-    t = t if t.ndim == 2 else t[:, None]
-    p = p if p.ndim == 2 else p[:, None]
+    # (N,) is one output; an empty (0,) (np.asarray([]) of a [] batch) takes the
+    # expected width, so that the streaming update([], []) adds nothing.
+    width = num_outputs if t.numel() == p.numel() == 0 and num_outputs else 1
+    t, p = (x if x.ndim == 2 else x.reshape(x.shape[0], width) for x in (t, p))
     if t.shape != p.shape:
         raise ValueError(
             f"y_true and y_pred have different shapes: {tuple(t.shape)} and {tuple(p.shape)}"
