@@ -106,8 +106,10 @@ def class_labels(y, name, strict=False):
         raise ValueError(
             f"{name}: expected a 1-D array of class labels, got shape {tuple(y.shape)}"
         )
-    if is_float(y) and (y.numel() == 0 or (not strict and is_integral(y))):
-        return whole_to_int64(y, name)  # np.asarray([]) is float64
+    if is_float(y) and y.numel() == 0:
+        return y.to(torch.int64)  # np.asarray([]) is float64 (no range check: no GPU wait)
+    if is_float(y) and not strict and is_integral(y):
+        return whole_to_int64(y, name)
     if is_float(y):
         what = "integer class labels" if strict else "whole-number class labels"
         raise ValueError(
