@@ -234,6 +234,32 @@ def test_many_classes_without_the_table(monkeypatch):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_confusion_matrix_labels_subset_of_many_classes(kind, monkeypatch):
+    """labels= asks for a len(labels)^2 matrix: pairs with another label are dropped
+    (as sklearn does) before counting, so a table too large for all the classes is
+    never needed."""
+    t = np.arange(9_000)  # more classes than the K x K table may hold (8192)
+    p = np.where(t % 3 == 0, t, (t + 1) % 9_000)
+    for labels in ([0, 1], [5, 2, 3, 4, 8_999]):
+        ours = fm.confusion_matrix(convert(t, kind), convert(p, kind), labels=labels)
+        if isinstance(ours, torch.Tensor):
+            ours = ours.numpy()
+        ref = skm.confusion_matrix(t, p, labels=labels)
+        assert ours.dtype == ref.dtype and np.array_equal(ours, ref)
+    with pytest.raises(ValueError, match="too large"):
+        fm.confusion_matrix(t, p)
+    monkeypatch.setattr(_counting, "_MATRIX_MAX_CELLS", 16)  # 4 labels fit, 7 classes don't
+    t, p, w = random_case(9, n=400, weighted=True)
+    for weights in (None, w, np.round(w * 4).astype(np.int64)):
+        for normalize in (None, "true", "pred", "all"):
+            kwargs = dict(labels=[6, -1, 0, 2], sample_weight=weights, normalize=normalize)
+            ours = fm.confusion_matrix(t, p, **kwargs)
+            ref = sk(skm.confusion_matrix, t, p, **kwargs)
+            assert ours.dtype == ref.dtype
+            close(ours, ref)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_accuracy(kind):
     t, p, w = random_case(8, n=333, weighted=True)
     for normalize in (True, False):

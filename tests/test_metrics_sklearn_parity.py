@@ -13,6 +13,7 @@ ValueError naming the argument). The deliberate differences are listed and teste
 """
 
 import warnings
+from fractions import Fraction
 
 import hypothesis.strategies as st
 import numpy as np
@@ -117,6 +118,7 @@ DATA = {
     "whole_floats": (_T.astype(np.float64), _P.astype(np.float32)),
 }
 PRF = ["precision_score", "recall_score", "f1_score", "precision_recall_fscore_support"]
+CLASSIFICATION = ["accuracy_score", "confusion_matrix", *PRF]
 ZERO_DIVISION = ["warn", 0, 1, np.nan]
 AVERAGES = [None, "binary", "micro", "macro", "weighted", "samples"]
 
@@ -237,6 +239,79 @@ def test_argument_refusals(kwargs):
     check("fbeta_score", ([0, 1, 2], [0, 2, 2]), {"beta": 1.0, **kwargs})
 
 
+BETAS = [np.float32(0.1), np.float32(0.5), np.float16(0.3), np.int64(2), True, False, 3]
+BETAS_REFUSED = [np.float64(np.nan), np.bool_(True), np.int8(-1)]
+
+
+@pytest.mark.parametrize("beta", BETAS + BETAS_REFUSED, ids=repr)
+@pytest.mark.parametrize("average", [None, "macro"])
+def test_beta_any_real_number(beta, average):
+    """sklearn takes any real beta >= 0 (numpy scalars, bools); an np.float32 beta is
+    squared in float32, as sklearn does. The streaming metrics give the same numbers."""
+    kwargs = dict(beta=beta, average=average)
+    check("fbeta_score", (_T, _P), kwargs)
+    if any(beta is b for b in BETAS_REFUSED):
+        with pytest.raises(ValueError, match="beta must be"):
+            fm.FBetaScore(6, **kwargs)
+        return
+    metric = fm.FBetaScore(6, **kwargs)
+    metric.update(_T, _P)
+    ref = skm.fbeta_score(_T, _P, **kwargs)
+    np.testing.assert_allclose(metric.compute(), ref, rtol=RTOL, atol=ATOL)
+
+
+# sklearn keeps the value of Python numbers only: np.int64(1), np.float32(0) and
+# Fraction(1) pass its check but are read as NaN, which we copy.
+ZERO_DIVISIONS = [True, False, np.int64(1), np.int64(0), np.float32(1), np.float64(1.0)]
+ZERO_DIVISIONS += [np.float32(np.nan), Fraction(1)]
+ZERO_DIVISIONS_REFUSED = [np.bool_(True), "nan", 0.5, np.int64(2)]
+
+
+@pytest.mark.parametrize("zero_division", ZERO_DIVISIONS + ZERO_DIVISIONS_REFUSED, ids=repr)
+@pytest.mark.parametrize("average", [None, "macro", "weighted"])
+def test_zero_division_any_real_number(zero_division, average):
+    t, p = [0, 1, 2, 1, 3], [0, 0, 0, 1, 4]  # classes 2, 3 and 4 divide by zero
+    kwargs = dict(average=average, zero_division=zero_division)
+    check("precision_recall_fscore_support", (t, p), kwargs)
+    if any(zero_division is z for z in ZERO_DIVISIONS_REFUSED):
+        with pytest.raises(ValueError, match="zero_division must be"):
+            fm.Precision(5, **kwargs)
+        return
+    metric = fm.Precision(5, **kwargs)
+    metric.update(t, p)
+    ref = skm.precision_score(t, p, **kwargs)
+    np.testing.assert_allclose(metric.compute(), ref, rtol=RTOL, atol=ATOL)
+
+
+FLAGS = [True, False, np.bool_(False), None, 0, 1, 1.0, "true", "False"]
+
+
+@pytest.mark.parametrize("flag", FLAGS, ids=repr)
+def test_boolean_arguments(flag):
+    """normalize and force_finite are sklearn "boolean"s: np.bool_ is taken, but None,
+    0/1 and strings are refused (normalize=None used to return counts)."""
+    check("accuracy_score", ([0, 1, 2], [0, 2, 2]), dict(normalize=flag))
+    check("r2_score", ([1.0, 2.0, 3.0], [1.0, 2.0, 2.0]), dict(force_finite=flag))
+    if isinstance(flag, (bool, np.bool_)):
+        assert fm.R2Score(force_finite=flag).force_finite is flag
+    else:
+        with pytest.raises(ValueError, match="force_finite must be True or False"):
+            fm.R2Score(force_finite=flag)
+
+
+@pytest.mark.parametrize(
+    "warn_for",
+    [["precision"], ("recall",), {"f-score"}, set(), "precision", None, frozenset(["recall"])],
+    ids=repr,
+)
+def test_warn_for_types(warn_for):
+    check(
+        "precision_recall_fscore_support",
+        ([0, 1, 2], [0, 0, 0]),
+        dict(average="macro", warn_for=warn_for),
+    )
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [dict(labels=[]), dict(labels=[7]), dict(normalize="rows"), dict(sample_weight=[1, 2])],
@@ -352,6 +427,63 @@ def test_regression_property(n, outputs, seed, weighted, multioutput):
         check(name, (y, yp), kwargs)
 
 
+# ---------------------------------------------------------------- input forms sklearn takes
+
+
+@pytest.mark.parametrize("name", CLASSIFICATION)
+def test_negative_strides_classification(name):
+    """Reversed numpy views (negative strides, which torch.from_numpy refuses) are
+    copied: labels, predictions, weights and labels= alike."""
+    kwargs = dict(sample_weight=_W[::-1], labels=np.array([4, 0, 1])[::-1])
+    if name == "accuracy_score":
+        del kwargs["labels"]
+    elif name != "confusion_matrix":
+        kwargs["average"] = "macro"
+    check(name, (_T[::-1], _P[::-1]), kwargs)
+    check(name, (_T[::-2], _P[::2]), {})
+
+
+@pytest.mark.parametrize("name", CLASSIFICATION)
+@pytest.mark.parametrize("kind", KINDS)
+def test_column_vectors(name, kind):
+    """(N, 1) labels are read as (N,) on either side, as sklearn's column_or_1d does;
+    whole-number floats too. (A fractional float column is a probability column,
+    documented in test_documented_differences.)"""
+    kwargs = {} if name in ("accuracy_score", "confusion_matrix") else {"average": "macro"}
+    t, p = _T[:, None], _P[:, None]
+    for args in ((t, p), (_T, p), (t, _P), (t, p.astype(np.float64)), (_T, p.astype(np.float32))):
+        check(name, args, kwargs, kind)
+
+
+HUGE_LABELS = [
+    ([1e20, 0.0], [0.0, 0.0]),  # past int64: sklearn reads continuous, refuses
+    ([1e20, 0.0, 1e20], [1e20, 0.0, 0.0]),
+    ([0.0, 1.0], [-1e19, 1.0]),
+    (np.array([2.0**63, 1.0], np.float32), [0, 1]),
+    ([-(2.0**63), 1.0], [0.0, 1.0]),  # the int64 range's ends are labels
+    ([2.0**63 - 1024, 1.0], [2.0**63 - 1024, 0.0]),
+]
+
+
+@pytest.mark.parametrize("name", CLASSIFICATION)
+@pytest.mark.parametrize("args", HUGE_LABELS, ids=str)
+def test_floats_outside_int64_are_not_labels(name, args):
+    """Whole-number floats that int64 cannot hold are refused by name, not wrapped."""
+    kwargs = {} if name in ("accuracy_score", "confusion_matrix") else {"average": None}
+    check(name, args, kwargs)
+    ref, _ = outcome(getattr(skm, name), *args, **kwargs)
+    if isinstance(ref, Exception):
+        with pytest.raises(ValueError, match="outside the int64 range"):
+            getattr(fm, name)(*args, **kwargs)
+
+
+@pytest.mark.parametrize("name", REGRESSION)
+def test_negative_strides_regression(name):
+    kwargs = dict(sample_weight=_W[:50][::-1], multioutput=np.array([0.2, 0.3, 0.5])[::-1])
+    check(name, (_Y[::-1, ::-1], _YP[::-1]), kwargs)
+    check(name, (_Y[::-1, 0], _YP[:, 1]), {})
+
+
 # ---------------------------------------------------------------- deliberate differences
 
 
@@ -368,6 +500,7 @@ def test_documented_differences():
     # Fractional 1-D y_pred are probabilities of class 1 and 2-D float y_pred are
     # scores (sklearn: "can't handle a mix of binary and continuous targets").
     assert fm.accuracy_score([0, 1, 1], [0.2, 0.7, 0.4]) == pytest.approx(2 / 3)
+    assert fm.accuracy_score([0, 1, 1], [[0.2], [0.7], [0.4]]) == pytest.approx(2 / 3)
     scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
     assert fm.accuracy_score([0, 1, 1], scores) == pytest.approx(2 / 3)
     # Duplicate labels: sklearn returns an empty row for the first copy; we refuse.
@@ -376,6 +509,15 @@ def test_documented_differences():
     # Non-integral labels= can never match an integer label: refused, not ignored.
     with pytest.raises(ValueError, match="labels: expected integer class labels"):
         fm.precision_score([0, 1], [0, 1], labels=[0.5, 1], average=None)
+    # labels= past int64 can never match a label (those are refused): refused too. So
+    # are uint64 labels past int64 (sklearn takes them); as regression targets they
+    # are read as float64, as sklearn does.
+    with pytest.raises(ValueError, match="labels: 1e[+]20 is outside the int64 range"):
+        fm.confusion_matrix([0, 1], [0, 1], labels=[1e20, 1])
+    huge = np.array([2**63, 1], dtype=np.uint64)
+    with pytest.raises(ValueError, match="y_true: 9.22337e[+]18 is outside the int64 range"):
+        fm.accuracy_score(huge, [0, 1])
+    assert fm.mean_squared_error(huge, [0.0, 1.0]) == skm.mean_squared_error(huge, [0.0, 1.0])
     # sklearn parses numeric strings as regression targets; we want numbers.
     with pytest.raises(ValueError, match="y_true: expected numbers"):
         fm.mean_squared_error(["1", "2"], ["1", "2"])
@@ -507,6 +649,39 @@ def test_streaming_lifecycle(make):
     one_shot.update(np.concatenate([d[0] for d in data]), np.concatenate([d[1] for d in data]))
     # Counts are exact; merged regression moments (Chan) round differently from one batch.
     np.testing.assert_allclose(resumed.compute(), one_shot.compute(), rtol=RTOL, atol=ATOL)
+
+
+EMPTY_BATCHES = [([], []), (np.array([], int), np.array([], int)), (torch.zeros(0), torch.zeros(0))]
+
+
+@pytest.mark.parametrize(
+    "make", [*ALL_STREAMING, lambda: fm.MeanSquaredError(2), lambda: fm.R2Score(2)]
+)
+def test_streaming_empty_batches_add_nothing(make):
+    """An empty batch, a [] list (np.asarray([]) is float64) included, is a no-op."""
+    r = np.random.default_rng(2)
+    m = make()
+    regression = not isinstance(m, fm.ConfusionMatrix)
+    width = m.num_outputs if regression else 3
+    t, p = r.integers(0, 3, (9, width)), r.integers(0, 3, (9, width))
+    if regression:
+        t, p = t.astype(np.float64), p + r.random((9, width))
+    else:
+        t, p = t[:, 0], p[:, 0]
+    ref = make()
+    ref.update(t, p)
+    empty = [*EMPTY_BATCHES, (np.zeros(0, int), np.zeros((0, width)))]
+    for batch in empty[:2]:
+        m.update(*batch)
+    m.update(t, p)
+    for batch in empty[2:]:
+        m.update(*batch)
+    if regression:
+        m.update([], [], sample_weight=[])
+    ours, theirs = m.state_dict(), ref.state_dict()
+    assert ours.pop("updates") > theirs.pop("updates")
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    assert torch.equal(torch.as_tensor(m.compute()), torch.as_tensor(ref.compute()))
 
 
 def test_streaming_argument_refusals():

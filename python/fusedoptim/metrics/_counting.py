@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from fusedoptim import _backend
-from fusedoptim.metrics._inputs import is_integral
+from fusedoptim.metrics._inputs import is_integral, to_tensor, whole_to_int64
 
 # [note: class space] Non-negative labels are counted as they are, in a table sized by
 # the largest label, when that table is not much larger than the data (at most
@@ -33,15 +33,22 @@ class ClassCounts:
 def as_label_tensor(labels, name, device):
     """``labels`` (a 1-D sequence) as int64; floats must hold whole numbers, which
     scikit-learn matches against integer labels (``labels=[0., 1.]``)."""
-    t = torch.as_tensor(labels, device=device) if not isinstance(labels, torch.Tensor) else labels
-    t = t.to(device)
+    t = to_tensor(labels, name).to(device)
     if t.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D sequence of labels, got shape {tuple(t.shape)}")
     if t.is_complex() or (t.is_floating_point() and not is_integral(t)):
         raise ValueError(
             f"{name}: expected integer class labels, got {t.dtype} values {t.tolist()}"
         )
-    return t.to(torch.int64)
+    return whole_to_int64(t, name) if t.is_floating_point() else t.to(torch.int64)
+
+
+def label_positions(y, labels):
+    """The index in ``labels`` (distinct, in any order) of each value of y; -1 where
+    the value is not one of them."""
+    ordered, order = torch.sort(labels)
+    at = torch.searchsorted(ordered, y.to(torch.int64)).clamp(max=labels.shape[0] - 1)
+    return torch.where(ordered[at] == y, order[at], -1)
 
 
 def _weights(sample_weight):

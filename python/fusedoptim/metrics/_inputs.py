@@ -30,9 +30,15 @@ def to_tensor(x, name):
                 "encode string or object labels as integers first"
             )
         if arr.dtype.kind == "u" and arr.dtype.itemsize > 1:
-            arr = arr.astype(np.int64)  # torch has no arithmetic for uint16/32/64
-        elif not arr.flags.writeable or not arr.dtype.isnative:
-            # torch.from_numpy warns on read-only arrays and rejects foreign byte order.
+            # torch has no arithmetic for uint16/32/64. uint64 values past int64 would
+            # wrap: float64 keeps them for regression, and class labels refuse them
+            # (whole_to_int64).
+            big = arr.dtype.itemsize == 8 and arr.size and arr.max() > np.iinfo(np.int64).max
+            arr = arr.astype(np.float64 if big else np.int64)
+        elif not arr.flags.writeable or not arr.dtype.isnative or min(arr.strides, default=0) < 0:
+            # torch.from_numpy warns on read-only arrays and rejects foreign byte order
+            # and negative strides (reversed views such as x[::-1]); other arrays are
+            # wrapped without a copy.
             arr = arr.astype(arr.dtype.newbyteorder("="), copy=True)
         t = torch.from_numpy(arr)
     if t.dtype == torch.bool:
@@ -40,6 +46,13 @@ def to_tensor(x, name):
     if t.is_complex():
         raise ValueError(f"{name}: complex values are not supported")
     return t
+
+
+def check_flag(value, name):
+    """True or False (np.bool_ too), as sklearn's "boolean" parameters: 0, 1, None and
+    strings are refused (normalize=None would otherwise count instead of average)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 def any_torch(*xs):
@@ -68,6 +81,18 @@ def is_integral(t):
     return bool((torch.isfinite(t) & (t == t.round())).all())
 
 
+def whole_to_int64(t, name):
+    """The whole-number float tensor t as int64 labels (host sync). Values outside
+    [-2**63, 2**63) would wrap in the cast: refused (sklearn reads such floats as
+    continuous targets, as its cast to int changes them, and refuses them too)."""
+    outside = (t < -(2.0**63)) | (t >= 2.0**63)
+    if bool(outside.any()):
+        raise ValueError(
+            f"{name}: {t[outside][0].item():g} is outside the int64 range class labels must fit in"
+        )
+    return t.to(torch.int64)
+
+
 def class_labels(y, name, strict=False):
     """y as a 1-D integer tensor of class labels.
 
@@ -81,8 +106,10 @@ def class_labels(y, name, strict=False):
         raise ValueError(
             f"{name}: expected a 1-D array of class labels, got shape {tuple(y.shape)}"
         )
-    if is_float(y) and (y.numel() == 0 or (not strict and is_integral(y))):
-        return y.to(torch.int64)  # np.asarray([]) is float64
+    if is_float(y) and y.numel() == 0:
+        return y.to(torch.int64)  # np.asarray([]) is float64 (no range check: no GPU wait)
+    if is_float(y) and not strict and is_integral(y):
+        return whole_to_int64(y, name)
     if is_float(y):
         what = "integer class labels" if strict else "whole-number class labels"
         raise ValueError(
@@ -100,8 +127,8 @@ def prediction_labels(y_pred, num_classes=None, deferred=False):
     With ``deferred`` and a non-CPU tensor the count is left on the device for the
     caller to check later (no sync); otherwise invalid probabilities raise at once.
     """
-    if y_pred.ndim == 2 and y_pred.shape[1] == 1 and is_float(y_pred):
-        y_pred = y_pred[:, 0]
+    if y_pred.ndim == 2 and y_pred.shape[1] == 1:
+        y_pred = y_pred[:, 0]  # a column, read as 1-D (sklearn's column_or_1d), like y_true
     if y_pred.ndim == 2:
         if not is_float(y_pred):
             raise ValueError(
@@ -120,10 +147,12 @@ def prediction_labels(y_pred, num_classes=None, deferred=False):
         )
     if not is_float(y_pred):
         return y_pred, None
-    if not deferred and y_pred.numel() and is_integral(y_pred):
+    if y_pred.numel() == 0:
+        return y_pred.to(torch.int64), None  # np.asarray([]) is float64: no probabilities
+    if not deferred and is_integral(y_pred):
         # Whole numbers are labels, as in scikit-learn; for 0/1 values both readings
         # agree, so only fractional values are read as probabilities.
-        return y_pred.to(torch.int64), None
+        return whole_to_int64(y_pred, "y_pred"), None
     if num_classes is not None and num_classes != 2:
         raise ValueError(
             f"y_pred: 1-D float values are read as binary probabilities, but num_classes="

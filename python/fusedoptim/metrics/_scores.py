@@ -31,12 +31,17 @@ def integer_pos_label(pos_label):
 
 
 def zero_division_value(zero_division):
-    if isinstance(zero_division, str) and zero_division == "warn":
-        return 0.0
-    if isinstance(zero_division, (int, float)) and not isinstance(zero_division, bool):
+    """The score of a 0/0 division, by scikit-learn 1.9.1's rules: "warn" (0.0 and a
+    warning), or a real number (bools too) equal to 0 or 1, or NaN. sklearn keeps the
+    value of Python ints and floats only and reads the others (np.int64(1),
+    np.float32(0), Fraction(1)) as NaN; so do we, to give its results."""
+    if isinstance(zero_division, str):
+        if zero_division == "warn":
+            return 0.0
+    elif isinstance(zero_division, numbers.Real):
         if zero_division in (0, 1):
-            return float(zero_division)
-        if math.isnan(zero_division):
+            return float(zero_division) if isinstance(zero_division, (int, float)) else math.nan
+        if not isinstance(zero_division, numbers.Integral) and math.isnan(zero_division):
             return math.nan
     raise ValueError(f'zero_division must be "warn", 0, 1 or nan, got {zero_division!r}')
 
@@ -59,7 +64,7 @@ def _divide(num, den, metric, modifier, average, warn_for, zero_division):
     if not bool(zero.any()):
         return result
     result = torch.where(zero, torch.full_like(result, zero_division_value(zero_division)), result)
-    if zero_division == "warn" and metric in warn_for:
+    if isinstance(zero_division, str) and metric in warn_for:  # "warn", the only string
         _warn(average, modifier, metric, result.shape[0])
     return result
 
@@ -130,11 +135,13 @@ def precision_recall_fscore(tp, pred_sum, true_sum, *, beta, average, warn_for, 
     elif beta == 0:
         f_score = precision
     else:
-        beta2 = beta * beta
+        # beta**2 and 1 + beta**2 in beta's own type, as sklearn computes them: an
+        # np.float32 beta rounds there, before the float64 sums.
+        beta2 = beta**2
         tp64 = tp.to(torch.float64)
-        denom = beta2 * true_sum.to(torch.float64) + pred_sum.to(torch.float64)
+        denom = float(beta2) * true_sum.to(torch.float64) + pred_sum.to(torch.float64)
         f_score = _divide(
-            (1 + beta2) * tp64,
+            float(1 + beta2) * tp64,
             denom,
             "f-score",
             "true nor predicted",
@@ -154,5 +161,6 @@ def precision_recall_fscore(tp, pred_sum, true_sum, *, beta, average, warn_for, 
 
 
 def check_beta(beta):
-    if not isinstance(beta, (int, float)) or isinstance(beta, bool) or not beta >= 0:
+    """Any real number >= 0 (inf too), as sklearn: np.float32, np.int64 and bools."""
+    if not isinstance(beta, numbers.Real) or not beta >= 0:
         raise ValueError(f"beta must be a number >= 0, got {beta!r}")

@@ -18,8 +18,13 @@ import warnings
 import torch
 
 from fusedoptim.metrics import _scores
-from fusedoptim.metrics._counting import as_label_tensor, count_classes
-from fusedoptim.metrics._inputs import Output, check_sample_weight, classification_inputs
+from fusedoptim.metrics._counting import as_label_tensor, count_classes, label_positions
+from fusedoptim.metrics._inputs import (
+    Output,
+    check_flag,
+    check_sample_weight,
+    classification_inputs,
+)
 
 
 def _prepare(y_true, y_pred, sample_weight):
@@ -45,14 +50,20 @@ def confusion_matrix(y_true, y_pred, *, labels=None, sample_weight=None, normali
             raise ValueError("At least one label specified must be in y_true")
         if torch.unique(wanted).numel() != wanted.numel():
             raise ValueError(f"labels: contains duplicates: {wanted.tolist()}")
-    counts = count_classes(t, p, w, extra_labels=wanted)
+    if wanted is None:
+        counts = count_classes(t, p, w)
+        index = torch.nonzero(counts.present).reshape(-1)
+    else:
+        # Only pairs of two wanted labels are counted (sklearn drops the others), as
+        # their positions in ``labels``: the table has len(labels)^2 cells however
+        # many other classes the data holds.
+        ti, pi = label_positions(t, wanted), label_positions(p, wanted)
+        keep = (ti >= 0) & (pi >= 0)
+        index = torch.arange(wanted.shape[0], device=t.device)
+        w = None if w is None else w[keep]
+        counts = count_classes(ti[keep], pi[keep], w, extra_labels=index)
     if counts.matrix is None:
         raise ValueError(f"{counts.classes.shape[0]} classes: the confusion matrix is too large")
-    index = (
-        torch.nonzero(counts.present).reshape(-1)
-        if wanted is None
-        else (torch.searchsorted(counts.classes, wanted))
-    )
     cm = counts.matrix[index][:, index]
     if cm.shape == (1, 1):
         warnings.warn(
@@ -75,6 +86,7 @@ def confusion_matrix(y_true, y_pred, *, labels=None, sample_weight=None, normali
 
 def accuracy_score(y_true, y_pred, *, normalize=True, sample_weight=None):
     """Fraction (or with normalize=False, the weighted number) of correct predictions."""
+    check_flag(normalize, "normalize")
     t, p, w, _ = _prepare(y_true, y_pred, sample_weight)
     correct = (t.to(torch.int64) == p.to(torch.int64)).to(torch.float64)
     if w is None:
@@ -100,6 +112,9 @@ def precision_recall_fscore_support(
     _scores.check_average(average)
     _scores.zero_division_value(zero_division)
     _scores.check_beta(beta)
+    # sklearn's types; a plain string would be searched by substring ("precision" in it).
+    if not isinstance(warn_for, (list, tuple, set)):
+        raise ValueError(f"warn_for must be a list, tuple or set of metric names, got {warn_for!r}")
     t, p, w, out = _prepare(y_true, y_pred, sample_weight)
     wanted = None if labels is None else as_label_tensor(labels, "labels", t.device)
     extra = wanted

@@ -19,6 +19,7 @@ import torch
 from fusedoptim.metrics._inputs import (
     Output,
     any_torch,
+    check_flag,
     check_sample_weight,
     same_device,
     to_tensor,
@@ -39,8 +40,10 @@ def regression_inputs(y_true, y_pred, sample_weight=None, num_outputs=None):
     for x, name in ((t, "y_true"), (p, "y_pred")):
         if x.ndim not in (1, 2):
             raise ValueError(f"{name}: expected shape (N,) or (N, outputs), got {tuple(x.shape)}")
-    t = t if t.ndim == 2 else t[:, None]
-    p = p if p.ndim == 2 else p[:, None]
+    # (N,) is one output; an empty (0,) (np.asarray([]) of a [] batch) takes the
+    # expected width, so that the streaming update([], []) adds nothing.
+    width = num_outputs if t.numel() == p.numel() == 0 and num_outputs else 1
+    t, p = (x if x.ndim == 2 else x.reshape(x.shape[0], width) for x in (t, p))
     if t.shape != p.shape:
         raise ValueError(
             f"y_true and y_pred have different shapes: {tuple(t.shape)} and {tuple(p.shape)}"
@@ -117,7 +120,7 @@ def check_multioutput(multioutput, num_outputs, allowed):
                 f"multioutput must be one of {allowed} or an array of weights, got {multioutput!r}"
             )
         return multioutput
-    weights = torch.as_tensor(multioutput, dtype=torch.float64).reshape(-1)
+    weights = to_tensor(multioutput, "multioutput").to(torch.float64).reshape(-1)
     # As scikit-learn: weights average several outputs, and must not sum to zero
     # (sklearn raises ZeroDivisionError there; a ValueError names the argument).
     if num_outputs == 1:
@@ -208,5 +211,6 @@ def r2_score(
     y_true, y_pred, *, sample_weight=None, multioutput="uniform_average", force_finite=True
 ):
     """1 - sum w (y - y_pred)^2 / sum w (y - mean_w(y))^2, per output, then averaged."""
+    check_flag(force_finite, "force_finite")
     m, multioutput, out = _run(y_true, y_pred, sample_weight, multioutput, _R2_OUTPUTS)
     return _result(r2_from(m, multioutput, force_finite), out)

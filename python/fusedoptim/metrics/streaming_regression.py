@@ -6,6 +6,7 @@ not look for NaN/inf inputs or all-zero weights: they make ``compute()`` NaN/inf
 from __future__ import annotations
 
 from fusedoptim.metrics import regression
+from fusedoptim.metrics._inputs import check_flag
 from fusedoptim.metrics.metric import Metric, State
 
 
@@ -86,6 +87,7 @@ class R2Score(_RegressionMetric):
         force_finite=True,
         share_state_with=None,
     ):
+        check_flag(force_finite, "force_finite")
         self.force_finite = force_finite
         super().__init__(num_outputs, multioutput=multioutput, share_state_with=share_state_with)
 
