@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+
 import pytest
 import torch
 
@@ -216,32 +218,50 @@ ISA_SETTINGS = (
 )
 
 
+# The x86 baseline build has no FMA instruction and, as torch's own default
+# kernels there, rounds a * b + c twice (ops/common.h, [note: baseline x86
+# rounds twice]); every other build fuses.
+FUSED_ISAS = [
+    isa
+    for isa in fusedoptim.info()["isas_compiled"]
+    if isa != "baseline" or platform.machine().lower() not in ("x86_64", "amd64")
+]
+
+
+def isa_results(isa, setting):
+    (adam_cls, adam_kwargs), (sgd_cls, sgd_kwargs) = ISA_SETTINGS[setting]
+    fusedoptim._backend.set_isa(isa)
+    results = {}
+    for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
+        opt_params = [torch.nn.Parameter(v) for v in make_params(dtype, seed=7)]
+        sgd_params = [torch.nn.Parameter(v) for v in make_params(dtype, seed=7)]
+        adam = adam_cls(opt_params, **adam_kwargs)
+        sgd = sgd_cls(sgd_params, **sgd_kwargs)
+        gen = torch.Generator().manual_seed(8)
+        for _ in range(5):
+            for p, q in zip(opt_params, sgd_params):
+                p.grad = torch.randn(p.shape, generator=gen).to(dtype)
+                q.grad = p.grad.clone()
+            adam.step()
+            sgd.step()
+        results[dtype] = [p.detach().clone() for p in opt_params + sgd_params]
+    return results
+
+
 @pytest.mark.parametrize("setting", range(len(ISA_SETTINGS)))
 @pytest.mark.parametrize("isa", fusedoptim.info()["isas_compiled"])
-def test_every_compiled_isa_gives_identical_bits(isa, setting):
-    """-ffp-contract=off makes the per-ISA builds agree bit for bit."""
-    if isa not in usable_isas():
-        pytest.skip(f"this CPU cannot run {isa}")
-    (adam_cls, adam_kwargs), (sgd_cls, sgd_kwargs) = ISA_SETTINGS[setting]
-    results = {}
-    for chosen in ("baseline", isa):
-        fusedoptim._backend.set_isa(chosen)
-        for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
-            opt_params = [torch.nn.Parameter(v) for v in make_params(dtype, seed=7)]
-            sgd_params = [torch.nn.Parameter(v) for v in make_params(dtype, seed=7)]
-            adam = adam_cls(opt_params, **adam_kwargs)
-            sgd = sgd_cls(sgd_params, **sgd_kwargs)
-            gen = torch.Generator().manual_seed(8)
-            for _ in range(5):
-                for p, q in zip(opt_params, sgd_params):
-                    p.grad = torch.randn(p.shape, generator=gen).to(dtype)
-                    q.grad = p.grad.clone()
-                adam.step()
-                sgd.step()
-            results[(chosen, dtype)] = [p.detach().clone() for p in opt_params + sgd_params]
-    for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
-        for a, b in zip(results[("baseline", dtype)], results[(isa, dtype)]):
-            assert torch.equal(a, b)
+def test_every_compiled_isa_gives_the_same_results(isa, setting):
+    """-ffp-contract=off makes the builds that fuse (math_fma) agree bit for
+    bit; the x86 baseline build, which rounds twice, agrees to a few ulp."""
+    usable_fused = [chosen for chosen in FUSED_ISAS if chosen in usable_isas()]
+    if isa not in usable_isas() or not usable_fused:
+        pytest.skip(f"this CPU cannot run {isa} and a build that fuses")
+    reference, ours = isa_results(usable_fused[0], setting), isa_results(isa, setting)
+    for dtype, params in ours.items():
+        if isa in FUSED_ISAS:
+            assert all(torch.equal(a, b) for a, b in zip(reference[dtype], params)), dtype
+        else:
+            assert_close_to_scale(params, reference[dtype], dtype)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 8])

@@ -45,15 +45,15 @@ struct AdamScalars {
 };
 
 // torch.lerp: self + w * (end - self) for |w| < 0.5, else
-// end - (end - self) * (1 - w), which is accurate for weights near 1. Written
-// as one expression with selected operands (w - 1 == -(1 - w) exactly) so the
-// CPU loop stays branch-free and vectorizes.
+// end - (end - self) * (1 - w), which is accurate for weights near 1; as
+// torch's vectorized kernel, one fused multiply-add with selected operands
+// (w - 1 == -(1 - w) exactly), which also keeps the CPU loop branch-free.
 template <typename M>
 FUSEDOPTIM_HOST_DEVICE M torch_lerp(M self, M end, M weight) {
   const bool small_weight = math_abs(weight) < M(0.5);
   const M base = small_weight ? self : end;
   const M coeff = small_weight ? weight : weight - M(1);
-  return base + coeff * (end - self);
+  return math_fma(coeff, end - self, base);
 }
 
 // [note: two phases] The update is split at the division: adam_moments
@@ -72,10 +72,11 @@ FUSEDOPTIM_HOST_DEVICE M adam_moments(M& param, M grad, M& exp_avg, M& exp_avg_s
     grad = grad * s.signed_grad_clip;
   }
   param = param * s.decay_factor;
-  if (kCoupledDecay) grad = grad + s.weight_decay * param;
+  if (kCoupledDecay) grad = math_fma(s.weight_decay, param, grad);  // grad.add(p, alpha=wd)
   exp_avg = torch_lerp(exp_avg, grad, s.lerp_weight);
   exp_avg_sq = exp_avg_sq * s.beta2;
-  exp_avg_sq = exp_avg_sq + s.one_minus_beta2 * grad * grad;
+  // addcmul_(grad, grad, value): torch fuses (value * grad) * grad + exp_avg_sq.
+  exp_avg_sq = math_fma(s.one_minus_beta2 * grad, grad, exp_avg_sq);
   M second_moment = exp_avg_sq;
   if (kAmsgrad) {
     max_exp_avg_sq = nan_propagating_max(max_exp_avg_sq, exp_avg_sq);
@@ -89,7 +90,8 @@ FUSEDOPTIM_HOST_DEVICE M adam_moments(M& param, M grad, M& exp_avg, M& exp_avg_s
 
 template <bool kL1 = true, typename M>
 FUSEDOPTIM_HOST_DEVICE void adam_apply(M& param, M exp_avg, M denom, const AdamScalars<M>& s) {
-  param = param + s.neg_step_size * (exp_avg / denom);
+  // addcdiv_(exp_avg, denom, value): torch's (value * exp_avg) / denom + param.
+  param = param + (s.neg_step_size * exp_avg) / denom;
   if (kL1) param = l1_proximal(param, s.l1_threshold);
 }
 

@@ -21,6 +21,28 @@ FUSEDOPTIM_HOST_DEVICE double math_abs(double x) { return fabs(x); }
 FUSEDOPTIM_HOST_DEVICE float math_copysign(float x, float s) { return copysignf(x, s); }
 FUSEDOPTIM_HOST_DEVICE double math_copysign(double x, double s) { return copysign(x, s); }
 
+// a * b + c as torch's kernels compute add(alpha), lerp and addcmul:
+// Vectorized::fmadd, one rounding wherever the CPU has the instruction (every
+// x86 CPU with AVX2, every arm64 CPU) and in its CUDA kernels. Where torch
+// fuses, the updates here must fuse too, or a grad plus its weight decay that
+// nearly cancel differ in their leading digits. The build never fuses on its
+// own (-ffp-contract=off, --fmad=false): only these calls do.
+//
+// [note: baseline x86 rounds twice] On an x86 CPU without FMA, torch's
+// default kernels compute fmadd as a multiply and an add, two roundings, and
+// so does the baseline build here: it follows torch on the CPUs that run it,
+// at full speed (libm's exact fmaf is a call per element, 4-7x slower, and an
+// exact SSE2 emulation measured slower still). So the baseline build agrees
+// with the AVX2 and AVX-512 builds to a few ulp, not bit for bit; those two
+// agree bit for bit (tests/test_optim_parity.py).
+#if defined(__CUDACC__) || defined(__FMA__) || defined(__aarch64__)
+FUSEDOPTIM_HOST_DEVICE float math_fma(float a, float b, float c) { return fmaf(a, b, c); }
+FUSEDOPTIM_HOST_DEVICE double math_fma(double a, double b, double c) { return fma(a, b, c); }
+#else
+FUSEDOPTIM_HOST_DEVICE float math_fma(float a, float b, float c) { return a * b + c; }
+FUSEDOPTIM_HOST_DEVICE double math_fma(double a, double b, double c) { return a * b + c; }
+#endif
+
 // torch.maximum semantics: NaN wins, so a NaN in exp_avg_sq reaches
 // max_exp_avg_sq exactly as it does in torch.optim.Adam(amsgrad=True).
 template <typename M>

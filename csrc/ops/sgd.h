@@ -40,17 +40,19 @@ FUSEDOPTIM_HOST_DEVICE void sgd_update(M& param, M grad, M& momentum_buffer,
     grad = grad * s.grad_unscale;  // scaler.unscale_(), clip_grad_norm_(), -grad: in torch's order
     grad = grad * s.signed_grad_clip;
   }
-  if (kCoupledDecay) grad = grad + s.weight_decay * param;
+  // Each add(other, alpha) below is one fused multiply-add in torch (see
+  // math_fma): other * alpha + self.
+  if (kCoupledDecay) grad = math_fma(s.weight_decay, param, grad);
   if (kMode != MomentumMode::kNone) {
     if (kMode == MomentumMode::kFirstStep) {
       momentum_buffer = grad;
     } else {
       momentum_buffer = momentum_buffer * s.momentum;
-      momentum_buffer = momentum_buffer + s.one_minus_dampening * grad;
+      momentum_buffer = math_fma(s.one_minus_dampening, grad, momentum_buffer);
     }
-    grad = kNesterov ? grad + s.momentum * momentum_buffer : momentum_buffer;
+    grad = kNesterov ? math_fma(s.momentum, momentum_buffer, grad) : momentum_buffer;
   }
-  param = param + s.neg_lr * grad;
+  param = math_fma(s.neg_lr, grad, param);
   if (kL1) param = l1_proximal(param, s.l1_threshold);
 }
 
