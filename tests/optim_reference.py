@@ -40,6 +40,30 @@ def random_grads(params, gen):
     return [torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p.dtype) for p in params]
 
 
+def twin_params(values):
+    """(ours, theirs): two lists of params holding copies of the same values."""
+    return [torch.nn.Parameter(v.clone()) for v in values], [
+        torch.nn.Parameter(v.clone()) for v in values
+    ]
+
+
+def run_twins(fused_cls, torch_cls, kwargs, seed, steps):
+    """fp32 params of odd sizes and their grads drawn from one seeded generator,
+    stepped by both optimizers; the results must agree to the fp32 tolerance."""
+    gen = torch.Generator().manual_seed(seed)
+    values = [torch.randn(n, generator=gen) for n in (1, 7, 1023)]
+    ours, theirs = twin_params(values)
+    a = fused_cls(ours, **kwargs)
+    b = torch_cls(theirs, foreach=False, **kwargs)
+    for _ in range(steps):
+        for p, q in zip(ours, theirs):
+            g = torch.randn(p.shape, generator=gen)
+            p.grad, q.grad = g.clone(), g.clone()
+        a.step()
+        b.step()
+    assert_close_to_scale(ours, theirs, torch.float32)
+
+
 def scale_deviation(actual, expected):
     """max |a - e| over all tensors, divided by the largest |e| (the problem's scale)."""
     scale = max(e.detach().double().abs().max().item() for e in expected)

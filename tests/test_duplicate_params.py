@@ -16,7 +16,7 @@ import fusedoptim
 from fusedoptim._overlap import overlap_levels
 from fusedoptim.optim._base import Item, fused_calls
 
-from optim_reference import assert_close_to_scale
+from optim_reference import assert_close_to_scale, twin_params
 
 CASES = [
     ("Adam", {}),
@@ -32,8 +32,7 @@ def test_a_param_listed_twice_is_updated_twice_like_torch(cls_name, kwargs):
     gen = torch.Generator().manual_seed(0)
     # 100,000 elements: several chunks, so both threads would touch the param.
     values = [torch.randn(100_000, generator=gen), torch.randn(7, generator=gen)]
-    ours = [torch.nn.Parameter(v.clone()) for v in values]
-    theirs = [torch.nn.Parameter(v.clone()) for v in values]
+    ours, theirs = twin_params(values)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torch's duplicate-parameter warning
         a = getattr(fusedoptim, cls_name)([ours[0], ours[1], ours[0]], lr=1e-2, **kwargs)

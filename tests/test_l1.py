@@ -8,7 +8,7 @@ import torch
 
 import fusedoptim
 
-from optim_reference import assert_close_to_scale, make_params
+from optim_reference import assert_close_to_scale, make_params, twin_params
 
 
 def prox(p: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -31,8 +31,7 @@ CASES = [
 def test_l1_is_torch_step_then_proximal_step(fused_cls, torch_cls, kwargs, dtype):
     l1 = 0.5
     values = make_params(dtype, sizes=(1, 7, 1023, 4099), seed=11)
-    ours = [torch.nn.Parameter(v.clone()) for v in values]
-    theirs = [torch.nn.Parameter(v.clone()) for v in values]
+    ours, theirs = twin_params(values)
     a = fused_cls(ours, l1=l1, **kwargs)
     b = torch_cls(theirs, foreach=False, **kwargs)
     gen = torch.Generator().manual_seed(12)

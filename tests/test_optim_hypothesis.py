@@ -8,25 +8,9 @@ from hypothesis import strategies as st
 
 import fusedoptim
 
-from optim_reference import assert_close_to_scale
+from optim_reference import run_twins
 
 STEPS = 25
-
-
-def run(fused_cls, torch_cls, kwargs, seed):
-    gen = torch.Generator().manual_seed(seed)
-    values = [torch.randn(n, generator=gen) for n in (1, 7, 1023)]
-    ours = [torch.nn.Parameter(v.clone()) for v in values]
-    theirs = [torch.nn.Parameter(v.clone()) for v in values]
-    a = fused_cls(ours, **kwargs)
-    b = torch_cls(theirs, foreach=False, **kwargs)
-    for _ in range(STEPS):
-        for p, q in zip(ours, theirs):
-            g = torch.randn(p.shape, generator=gen)
-            p.grad, q.grad = g.clone(), g.clone()
-        a.step()
-        b.step()
-    assert_close_to_scale(ours, theirs, torch.float32)
 
 
 @settings(max_examples=25, deadline=None)
@@ -52,7 +36,7 @@ def test_adam_any_hyperparameters(
         amsgrad=amsgrad,
         maximize=maximize,
     )
-    run(getattr(fusedoptim, name), getattr(torch.optim, name), kwargs, seed)
+    run_twins(getattr(fusedoptim, name), getattr(torch.optim, name), kwargs, seed, STEPS)
 
 
 @settings(max_examples=25, deadline=None)
@@ -76,4 +60,4 @@ def test_sgd_any_hyperparameters(lr, momentum, dampening, nesterov, weight_decay
         weight_decay=weight_decay,
         maximize=maximize,
     )
-    run(fusedoptim.SGD, torch.optim.SGD, kwargs, seed)
+    run_twins(fusedoptim.SGD, torch.optim.SGD, kwargs, seed, STEPS)

@@ -18,7 +18,9 @@ from optim_reference import (
     make_params,
     option_id,
     random_grads,
+    run_twins,
     sgd_option_grid,
+    twin_params,
     usable_isas,
 )
 
@@ -41,8 +43,7 @@ def _single_threaded_reference():
 def run_side_by_side(fused_cls, torch_cls, kwargs, dtype, steps=STEPS, seed=0):
     """Two param groups (the second with its own lr), compared after every step."""
     values = make_params(dtype, seed=seed)
-    ours = [torch.nn.Parameter(v.clone()) for v in values]
-    theirs = [torch.nn.Parameter(v.clone()) for v in values]
+    ours, theirs = twin_params(values)
     second_lr = kwargs["lr"] * 0.5
 
     def groups(params):
@@ -115,8 +116,7 @@ def test_complex_params_follow_torch_real_view():
         (fusedoptim.Adam, torch.optim.Adam, dict(lr=1e-2, amsgrad=True, weight_decay=0.1)),
         (fusedoptim.SGD, torch.optim.SGD, dict(lr=1e-2, momentum=0.9, weight_decay=0.1)),
     ]:
-        ours = [torch.nn.Parameter(v.clone()) for v in values]
-        theirs = [torch.nn.Parameter(v.clone()) for v in values]
+        ours, theirs = twin_params(values)
         a, b = fused_cls(ours, **kwargs), torch_cls(theirs, foreach=False, **kwargs)
         for _ in range(30):
             for p, q in zip(ours, theirs):
@@ -168,8 +168,7 @@ def test_params_without_grad_are_skipped_and_get_no_state():
 
 def test_mixed_dtypes_in_one_group():
     values = [torch.randn(100, dtype=torch.float64), torch.randn(100)]
-    ours = [torch.nn.Parameter(v.clone()) for v in values]
-    theirs = [torch.nn.Parameter(v.clone()) for v in values]
+    ours, theirs = twin_params(values)
     a = fusedoptim.AdamW(ours, lr=1e-2)
     b = torch.optim.AdamW(theirs, lr=1e-2, foreach=False)
     for _ in range(10):
@@ -292,8 +291,7 @@ def test_sgd_is_bit_identical_to_torch(kwargs, dtype):
     no sqrt or division, so every bit matches torch.optim.SGD(foreach=False)."""
     gen = torch.Generator().manual_seed(11)
     values = make_params(dtype, seed=11)
-    ours = [torch.nn.Parameter(v.clone()) for v in values]
-    theirs = [torch.nn.Parameter(v.clone()) for v in values]
+    ours, theirs = twin_params(values)
     a = fusedoptim.SGD(ours, **kwargs)
     b = torch.optim.SGD(theirs, foreach=False, **kwargs)
     for _ in range(20):
@@ -308,16 +306,12 @@ def test_adam_coupled_decay_cancelling_the_grad_follows_torch():
     """Found by test_optim_hypothesis: with coupled weight decay, grad + wd * p
     nearly cancels for some elements and the update divides by that small
     value; torch fuses that add, and an unfused one deviated by 1e-5 of scale."""
-    kwargs = dict(lr=0.5, betas=(0.0, 0.5), eps=6.917e-05, weight_decay=0.392578125)
-    gen = torch.Generator().manual_seed(643)
-    values = [torch.randn(n, generator=gen) for n in (1, 7, 1023)]
-    ours = [torch.nn.Parameter(v.clone()) for v in values]
-    theirs = [torch.nn.Parameter(v.clone()) for v in values]
-    a = fusedoptim.Adam(ours, amsgrad=True, maximize=True, **kwargs)
-    b = torch.optim.Adam(theirs, amsgrad=True, maximize=True, foreach=False, **kwargs)
-    for p, q in zip(ours, theirs):
-        g = torch.randn(p.shape, generator=gen)
-        p.grad, q.grad = g.clone(), g.clone()
-    a.step()
-    b.step()
-    assert_close_to_scale(ours, theirs, torch.float32)
+    kwargs = dict(
+        lr=0.5,
+        betas=(0.0, 0.5),
+        eps=6.917e-05,
+        weight_decay=0.392578125,
+        amsgrad=True,
+        maximize=True,
+    )
+    run_twins(fusedoptim.Adam, torch.optim.Adam, kwargs, seed=643, steps=1)

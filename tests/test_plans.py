@@ -14,18 +14,21 @@ import torch
 
 import fusedoptim
 
-from optim_reference import assert_close_to_scale
+from optim_reference import assert_close_to_scale, twin_params
 
 
-def pair(cls_name="AdamW", n=4, size=33, **kwargs):
-    gen = torch.Generator().manual_seed(0)
-    values = [torch.randn(size, generator=gen) for _ in range(n)]
-    ours = [torch.nn.Parameter(v.clone()) for v in values]
-    theirs = [torch.nn.Parameter(v.clone()) for v in values]
+def twins(cls_name, values, **kwargs):
+    """ours, theirs, our optimizer, torch's (foreach=False) over copies of values."""
+    ours, theirs = twin_params(values)
     kwargs = {"lr": 1e-2, **kwargs}
     a = getattr(fusedoptim, cls_name)(ours, **kwargs)
     b = getattr(torch.optim, cls_name)(theirs, foreach=False, **kwargs)
     return ours, theirs, a, b
+
+
+def pair(cls_name="AdamW", n=4, size=33, **kwargs):
+    gen = torch.Generator().manual_seed(0)
+    return twins(cls_name, [torch.randn(size, generator=gen) for _ in range(n)], **kwargs)
 
 
 def step_both(ours, theirs, a, b, seed, skip=()):
@@ -197,12 +200,7 @@ def complex_pair(cls_name, sizes=(1, 7, 1023), **kwargs):
     gen = torch.Generator().manual_seed(1)
     values = [torch.randn(n, dtype=torch.complex64, generator=gen) for n in sizes]
     values.append(torch.randn(5, generator=gen))
-    ours = [torch.nn.Parameter(v.clone()) for v in values]
-    theirs = [torch.nn.Parameter(v.clone()) for v in values]
-    kwargs = {"lr": 1e-2, **kwargs}
-    a = getattr(fusedoptim, cls_name)(ours, **kwargs)
-    b = getattr(torch.optim, cls_name)(theirs, foreach=False, **kwargs)
-    return ours, theirs, a, b
+    return twins(cls_name, values, **kwargs)
 
 
 def give_grads(ours, theirs, seed):

@@ -16,7 +16,7 @@ import torch
 
 import fusedoptim
 
-from optim_reference import assert_close_to_scale
+from optim_reference import assert_close_to_scale, twin_params
 
 ROWS, DIM = 37, 5
 
@@ -40,8 +40,7 @@ def sparse_grad(gen, rows=ROWS, dim=DIM, nnz=9):
 def twin_models(seed=0):
     gen = torch.Generator().manual_seed(seed)
     values = [torch.randn(ROWS, DIM, generator=gen), torch.randn(7, generator=gen)]
-    ours = [torch.nn.Parameter(v.clone()) for v in values]
-    theirs = [torch.nn.Parameter(v.clone()) for v in values]
+    ours, theirs = twin_params(values)
     return ours, theirs
 
 
@@ -49,6 +48,17 @@ def give_grads(ours, theirs, gen):
     sparse, dense = sparse_grad(gen), torch.randn(7, generator=gen)
     ours[0].grad, theirs[0].grad = sparse.clone(), sparse.clone()
     ours[1].grad, theirs[1].grad = dense.clone(), dense.clone()
+
+
+def step_and_compare(ours, theirs, a, b, gen, steps):
+    """Steps both with the same grads; the sparse param and its buffer must stay
+    bit-identical to torch's (the same torch ops on the same values)."""
+    for _ in range(steps):
+        give_grads(ours, theirs, gen)
+        a.step()
+        b.step()
+        assert torch.equal(ours[0].detach(), theirs[0].detach())
+        assert_buffers_equal(a, b, ours[0], theirs[0])
 
 
 def assert_buffers_equal(a, b, p, q):
@@ -65,14 +75,7 @@ def test_sparse_and_dense_params_in_one_group_follow_torch(kwargs):
     ours, theirs = twin_models()
     a = fusedoptim.SGD(ours, **kwargs)
     b = torch.optim.SGD(theirs, foreach=False, **kwargs)
-    gen = torch.Generator().manual_seed(1)
-    for _ in range(30):
-        give_grads(ours, theirs, gen)
-        a.step()
-        b.step()
-        # Bit-identical: the same torch ops on the same values.
-        assert torch.equal(ours[0].detach(), theirs[0].detach())
-        assert_buffers_equal(a, b, ours[0], theirs[0])
+    step_and_compare(ours, theirs, a, b, torch.Generator().manual_seed(1), steps=30)
     assert_close_to_scale([ours[1]], [theirs[1]], torch.float32)
 
 
@@ -98,20 +101,12 @@ def test_state_dict_round_trips_with_torch_mid_training():
     a = fusedoptim.SGD(ours, **kwargs)
     b = torch.optim.SGD(theirs, foreach=False, **kwargs)
     gen = torch.Generator().manual_seed(2)
-    for _ in range(3):
-        give_grads(ours, theirs, gen)
-        a.step()
-        b.step()
+    step_and_compare(ours, theirs, a, b, gen, steps=3)
     # Swap: each continues from the other's state dict.
     a_state, b_state = copy.deepcopy(a.state_dict()), copy.deepcopy(b.state_dict())
     a.load_state_dict(b_state)
     b.load_state_dict(a_state)
-    for _ in range(3):
-        give_grads(ours, theirs, gen)
-        a.step()
-        b.step()
-        assert torch.equal(ours[0].detach(), theirs[0].detach())
-        assert_buffers_equal(a, b, ours[0], theirs[0])
+    step_and_compare(ours, theirs, a, b, gen, steps=3)
 
 
 def test_grad_scaler_unscales_sparse_grads_like_torch():

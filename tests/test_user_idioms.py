@@ -18,7 +18,7 @@ import torch
 
 import fusedoptim
 
-from optim_reference import assert_close_to_scale
+from optim_reference import assert_close_to_scale, twin_params
 
 OPTIMIZERS = [
     ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
@@ -117,8 +117,7 @@ GRADS_IN_ANOTHER_LAYOUT = {
 def test_grads_assigned_in_another_layout(name, kwargs, layout):
     gen = torch.Generator().manual_seed(1)
     values = [torch.randn(7, 5, generator=gen), torch.randn(33, 17, generator=gen)]
-    ours = [torch.nn.Parameter(v.clone()) for v in values]
-    theirs = [torch.nn.Parameter(v.clone()) for v in values]
+    ours, theirs = twin_params(values)
     a = getattr(fusedoptim, name)(ours, **kwargs)
     b = getattr(torch.optim, name)(theirs, foreach=False, **kwargs)
     make = GRADS_IN_ANOTHER_LAYOUT[layout]
