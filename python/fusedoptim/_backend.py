@@ -148,13 +148,11 @@ def sgd_call(
 
 
 def grad_watch(
-    group_params: list[torch.Tensor], params: list[torch.Tensor], outside: list[torch.Tensor]
+    group_params: list[torch.Tensor], params: list[torch.Tensor], is_outside: list[bool]
 ) -> _C.GradWatch:
     """The per-step check of a cached plan: ``params`` are the group's params
     that have a grad now (plain, dense, contiguous tensors, real or complex),
-    in group order; ``outside``: group params it leaves to the caller."""
-    outside_ids = {id(p) for p in outside}
-    is_outside = [id(p) in outside_ids for p in group_params]
+    in group order; ``is_outside[i]``: group_params[i] is left to the caller."""
     return _C.GradWatch(
         group_params=group_params,
         has_grad=[p.grad is not None and not out for p, out in zip(group_params, is_outside)],

@@ -139,17 +139,18 @@ class GroupPlan:
             return None
         state_dicts = [state[p] for p in params] if state_keys else []
         outside_ids = {id(p) for p in outside}
+        is_outside = [id(p) in outside_ids for p in group["params"]]
         return cls(
             group=group,
             structure=structure,
             params=list(params),
-            watch=_backend.grad_watch(group["params"], params, list(outside)),
+            watch=_backend.grad_watch(group["params"], params, is_outside),
             state_dicts=state_dicts,
             state_keys=state_keys,
             state_tensors=[d.get(k) for d in state_dicts for k in state_keys],
             state_version=state.version,
             has_complex=any(p.is_complex() for p in params),
-            outside=[(i, p) for i, p in enumerate(group["params"]) if id(p) in outside_ids],
+            outside=[(i, p) for i, p in enumerate(group["params"]) if is_outside[i]],
         )
 
     def current_grads(
