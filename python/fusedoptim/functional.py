@@ -19,10 +19,12 @@ import numpy as np
 import torch
 
 from fusedoptim import _backend, _validation
+from fusedoptim._opaque import opaque_to_dynamo
 
 Array = Any  # torch.Tensor or numpy.ndarray
 
 
+@opaque_to_dynamo
 def adam(
     params: Sequence[Array],
     grads: Sequence[Array],
@@ -80,6 +82,7 @@ def adam(
     )
 
 
+@opaque_to_dynamo
 def adamw(
     params: Sequence[Array],
     grads: Sequence[Array],
@@ -105,6 +108,7 @@ def adamw(
     )
 
 
+@opaque_to_dynamo
 def sgd(
     params: Sequence[Array],
     grads: Sequence[Array],

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from fusedoptim import _backend
+from fusedoptim._opaque import opaque_to_dynamo
 from fusedoptim._validation import is_dense
 
 __all__ = [
@@ -51,21 +52,25 @@ _EMPTY_INF_NORM = (
 )
 
 
+@opaque_to_dynamo
 def l1_norm(params: Tensors) -> Tensor:
     """``sum(|p|)`` over every element of every tensor: a 0-dim float32 tensor."""
     return _penalty(params, _backend.NORM_L1, 1.0)
 
 
+@opaque_to_dynamo
 def l2_norm(params: Tensors) -> Tensor:
     """``sqrt(sum(p ** 2))`` over every element of every tensor: a 0-dim float32 tensor."""
     return _penalty(params, _backend.NORM_L2, 2.0)
 
 
+@opaque_to_dynamo
 def l2_squared(params: Tensors) -> Tensor:
     """``sum(p ** 2)`` over every element of every tensor: a 0-dim float32 tensor."""
     return _penalty(params, _backend.NORM_L2_SQUARED, 2.0)
 
 
+@opaque_to_dynamo
 def l1_l2_norms(params: Tensors) -> tuple[Tensor, Tensor]:
     """``(l1_norm(params), l2_norm(params))``, reading each element once on the CPU."""
     tensors = _as_list(params)
@@ -75,6 +80,7 @@ def l1_l2_norms(params: Tensors) -> tuple[Tensor, Tensor]:
     return _device_norm(tensors, 1.0), _device_norm(tensors, 2.0)
 
 
+@opaque_to_dynamo
 def global_grad_norm(tensors: Tensors, norm_type: float = 2.0) -> Tensor:
     """The ``norm_type``-norm of all elements of ``tensors`` taken as one vector.
 
@@ -103,6 +109,7 @@ def global_grad_norm(tensors: Tensors, norm_type: float = 2.0) -> Tensor:
     return _float32(_fused_norm(tensors, mode, norm_type), tensors)
 
 
+@opaque_to_dynamo
 @torch.no_grad()
 def clip_grad_norm_(
     parameters: Tensors,

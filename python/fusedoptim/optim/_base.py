@@ -19,6 +19,7 @@ import torch
 from torch.optim import Optimizer
 
 from fusedoptim import _backend, _validation
+from fusedoptim._opaque import opaque_to_dynamo
 from fusedoptim._overlap import overlap_levels
 from fusedoptim.optim._dtensor import local_tensor
 from fusedoptim.optim._plan import Batch, GroupPlan, VersionedState, versioned
@@ -63,6 +64,19 @@ class FusedOptimizer(Optimizer):
         # torch.amp.GradScaler then hands us `grad_scale` and `found_inf` instead
         # of unscaling the grads in a separate pass (see _grad_scaling).
         self._step_supports_amp_scaling = True
+
+    def _patch_step_function(self) -> None:
+        """torch wraps ``type(self).step`` once per class with its step hooks;
+        the hooked step is then made opaque to torch.compile as a whole, so a
+        compiled training step breaks once at ``opt.step()`` and traces neither
+        the hooks nor the step (see [note: opaque to dynamo] in _opaque.py)."""
+        super()._patch_step_function()
+        cls = type(self)
+        if not getattr(cls.step, "opaque_to_dynamo", False):
+            hooked = cls.step
+            cls.step = opaque_to_dynamo(hooked)  # type: ignore[method-assign]
+            cls.step.hooked = True  # type: ignore[attr-defined]
+            cls.step.opaque_to_dynamo = True  # type: ignore[attr-defined]
 
     # torch's step hooks wrap `type(self).step` once per class (see
     # Optimizer._patch_step_function); subclasses must not override `step`,
