@@ -100,10 +100,12 @@ def _check_torch(label: str, param: torch.Tensor, companions: Sequence[tuple[str
             f"{label}: dtype {param.dtype} is not supported; supported: {SUPPORTED_DTYPES}"
         )
     if not is_dense(param):
+        check_no_self_overlap(label, param)
         raise ValueError(
-            f"{label}: the param is a view with gaps or overlaps (strides {param.stride()} for "
-            f"shape {tuple(param.shape)}); fusedoptim updates params whose elements fill their "
-            "memory exactly once. Make it contiguous before creating the optimizer."
+            f"{label}: the param is a view with gaps (strides {param.stride()} for shape "
+            f"{tuple(param.shape)}); the functional API updates memory as it is and needs "
+            "params whose elements fill their memory exactly once (the optimizers take such "
+            "views: they update a dense copy and write it back)"
         )
     for role, t in companions:
         if not isinstance(t, torch.Tensor):
@@ -129,6 +131,18 @@ def _check_torch(label: str, param: torch.Tensor, companions: Sequence[tuple[str
                 f"{label}: {role} has strides {t.stride()} but the param has {param.stride()}; "
                 "a fused step needs them laid out alike"
             )
+
+
+def check_no_self_overlap(label: str, param: torch.Tensor) -> None:
+    """Refuses a param in which one memory location holds several elements
+    (an ``expand``-ed view), as torch's in-place ops refuse to write it."""
+    if any(stride == 0 and n > 1 for stride, n in zip(param.stride(), param.shape)):
+        raise ValueError(
+            f"{label}: the param is a view in which several elements share one memory location "
+            f"(strides {param.stride()} for shape {tuple(param.shape)}), which torch.optim "
+            "cannot update in place either; give the optimizer a tensor of its own "
+            "(param.data = param.data.clone())"
+        )
 
 
 def _check_not_negated(label: str, role: str, t: torch.Tensor) -> None:

@@ -8,6 +8,16 @@ plan and runs one fused call per group, dtype and overlap level (params that
 share memory run one after the other, see _overlap.py), then updates the
 params whose grad is sparse (SGD only: ``_step_sparse``). Nothing is written
 before every group has passed phase 1, so a refused step loses nothing.
+
+[note: staged params] A param that is a view with gaps (``x[:, ::2]``, a
+column slice of a larger buffer) cannot be walked as one run of memory. Its
+update runs in a dense staging copy: the call copies the param in, the kernel
+updates the copy with the param's grad and state (which torch keeps dense for
+such a param), and the call writes the copy back. The state has torch's
+layout and values, so state dicts move freely between the two. Such params
+stay outside the group's cached plan, like sparse grads, unless their memory
+interleaves with another param's, in which case the group keeps the slow path
+and its calls run in list order.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from torch.optim import Optimizer
 
 from fusedoptim import _backend, _validation
 from fusedoptim._opaque import opaque_to_dynamo
-from fusedoptim._overlap import overlap_levels
+from fusedoptim._overlap import overlap_levels, shares_memory
 from fusedoptim.optim._dtensor import local_tensor
 from fusedoptim.optim._plan import Batch, GroupPlan, VersionedState, versioned
 from fusedoptim.penalties import global_grad_norm
@@ -34,6 +44,14 @@ class Item(NamedTuple):
     param: torch.Tensor
     grad: torch.Tensor
     existing: Any  # the state this step reads (optimizer-specific); None: the step creates it
+    # A param that is a view with gaps: the dense copy its update runs in (see
+    # [note: staged params]); None for every other param.
+    stage: torch.Tensor | None = None
+
+    @property
+    def updated(self) -> torch.Tensor:
+        """The tensor the kernel updates as the param: its memory, or its stage."""
+        return self.param if self.stage is None else self.stage
 
 
 class FusedOptimizer(Optimizer):
@@ -186,8 +204,13 @@ class FusedOptimizer(Optimizer):
         hyper = {**self._hyperparameters(group), **scaling}
         for batch in plan.batches:
             self._launch(batch, plan.watch, hyper)  # the grads it has just collected
-        if outside:
-            self._step_sparse(group, outside, scaling["grad_unscale"])
+        staged = [item for item in outside if not item.grad.is_sparse]
+        if staged:
+            self._create_state(group, staged)
+            self._launch_items(group, staged, hyper)
+        sparse = [item for item in outside if item.grad.is_sparse]
+        if sparse:
+            self._step_sparse(group, sparse, scaling["grad_unscale"])
 
     def _run_unplanned(
         self, index: int, group: dict[str, Any], items: list, scaling: dict[str, float]
@@ -205,39 +228,65 @@ class FusedOptimizer(Optimizer):
         keys_before = {id(item.param): self._state_keys_now(item.param) for item in items}
         updated: set[int] = set()
         sparse = [item for item in items if item.grad.is_sparse]
-        if sparse:
-            items = [item for item in items if not item.grad.is_sparse]
+        dense = [item for item in items if not item.grad.is_sparse]
+        staged = [item for item in dense if item.stage is not None]
+        in_place = [item for item in dense if item.stage is None]
+        # A staged param whose memory interleaves with another param's keeps
+        # the group on this path, where the calls run in list order.
+        shared = shares_memory([real_view(item.param) for item in dense])
+        plannable = not any(item.stage is not None and s for item, s in zip(dense, shared))
+        hyper = {**self._hyperparameters(group), **scaling}
         try:
-            self._create_state(group, items)
-            params = [item.param for item in items]
-            batches = self._batches(group, items) if items else []
-            plan = GroupPlan.build(
-                group,
-                self._structure(group),
-                params,
-                self.state,
-                self._state_keys(group),
-                outside=[item.param for item in sparse],
-            )
+            self._create_state(group, dense)
+            plan = None
+            if plannable:
+                plan = GroupPlan.build(
+                    group,
+                    self._structure(group),
+                    [item.param for item in in_place],
+                    self.state,
+                    self._state_keys(group),
+                    outside=[item.param for item in [*staged, *sparse]],
+                )
             if plan is None:
                 self._plans.pop(index, None)
+                self._launch_items(group, dense, hyper, done=updated)
             else:
-                plan.batches = batches
                 self._plans[index] = plan
-            grads = [real_view(item.grad) for item in items]
-            hyper = {**self._hyperparameters(group), **scaling}
-            for batch in batches:
-                self._launch(batch, [grads[i] for i in batch.positions], hyper)
-                updated.update(id(items[i].param) for i in batch.positions)
+                plan.batches = self._launch_items(group, in_place, hyper, done=updated)
+                self._launch_items(group, staged, hyper, done=updated)
             if sparse:
                 self._step_sparse(group, sparse, scaling["grad_unscale"])
                 updated.update(id(item.param) for item in sparse)
         except BaseException:
             self._plans.pop(index, None)
-            for item in items + sparse:
+            for item in items:
                 if id(item.param) not in updated:
                     self._remove_state_keys_since(item.param, keys_before[id(item.param)])
             raise
+
+    def _launch_items(
+        self,
+        group: dict[str, Any],
+        items: list[Item],
+        hyper: dict[str, Any],
+        done: set[int] | None = None,
+    ) -> list[Batch]:
+        """Builds the calls for ``items`` (state created) and launches them in
+        order, staged params copied in before their call and back after it;
+        adds each updated param's id to ``done``. Returns the batches."""
+        batches = self._batches(group, items) if items else []
+        grads = [real_view(item.grad) for item in items]
+        for batch in batches:
+            staged = [items[i] for i in batch.positions if items[i].stage is not None]
+            for item in staged:
+                item.stage.copy_(item.param)
+            self._launch(batch, [grads[i] for i in batch.positions], hyper)
+            for item in staged:
+                item.param.copy_(item.stage)
+            if done is not None:
+                done.update(id(items[i].param) for i in batch.positions)
+        return batches
 
     def _state_keys_now(self, param: torch.Tensor) -> set[str] | None:
         return set(self.state[param]) if param in self.state else None
@@ -278,19 +327,24 @@ class FusedOptimizer(Optimizer):
     def _outside_items(
         self, group_index: int, group: dict[str, Any], plan: GroupPlan
     ) -> list[Item] | None:
-        """The plan's params with a sparse grad, checked as ``_collect`` checks
-        them; None when one of them no longer has one (the slow path decides)."""
+        """The plan's params left outside it (a sparse grad, or staged: see
+        [note: staged params]), checked as ``_collect`` checks them; None when
+        one of them has no grad or now belongs in the plan (the slow path
+        decides)."""
         if not plan.outside:
             return []
         label = param_labeller(self, group_index, group)
         device = plan.params[0].device if plan.params else None
         items = []
         for i, p in plan.outside:
-            if p.grad is None or not p.grad.is_sparse:
+            if p.grad is None:
                 return None
             check_single_device(label(i), p, device)
             device = p.device
-            items.append(self._checked_item(label(i), p, p.grad, group))
+            item = self._checked_item(label(i), p, p.grad, group)
+            if item.stage is None and not item.grad.is_sparse:
+                return None
+            items.append(item)
         return items
 
     def _checked_item(
@@ -303,14 +357,20 @@ class FusedOptimizer(Optimizer):
         validate_common(name, p, group["l1"])
         if grad.is_sparse and self._takes_sparse_grads:
             return Item(p, grad, self._check_sparse_item(name, p, grad, group))
-        grad = laid_out_like(grad, p)
-        existing, state_companions = self._existing_state(name, p, group)
+        stage = staging_copy(name, p)
+        updated = p if stage is None else stage
+        grad = laid_out_like(grad, updated)
+        existing, state_companions = self._existing_state(name, p, group, like=updated)
         companions = [("grad", real_view(grad)), *state_companions]
-        _validation.check_tensors(name, real_view(p), companions)
-        return Item(p, grad, existing)
+        _validation.check_tensors(name, real_view(updated), companions)
+        return Item(p, grad, existing, stage)
 
-    def _existing_state(self, name: str, p: torch.Tensor, group: dict[str, Any]) -> tuple:
-        """(state the step reads or None, [(role, tensor)] to check against the param)."""
+    def _existing_state(
+        self, name: str, p: torch.Tensor, group: dict[str, Any], like: torch.Tensor
+    ) -> tuple:
+        """(state the step reads or None, [(role, tensor)] to check against the
+        param); state tensors are laid out ``like`` the tensor the kernel
+        updates (the param, or its stage)."""
         raise NotImplementedError
 
     def _check_sparse_item(
@@ -364,7 +424,9 @@ class FusedOptimizer(Optimizer):
 
 def _grads_of(prepared: tuple) -> list[torch.Tensor]:
     plan, payload = prepared[:2]
-    return payload if plan is not None else [item.grad for item in payload]
+    if plan is None:
+        return [item.grad for item in payload]
+    return [*payload, *(item.grad for item in prepared[2])]
 
 
 def _total_norm(grads: list[torch.Tensor]) -> torch.Tensor:
@@ -406,6 +468,19 @@ def real_view(t: torch.Tensor) -> torch.Tensor:
     # complex params through their real view, that view.
     t = local_tensor(t)
     return torch.view_as_real(t) if t.is_complex() else t
+
+
+def staging_copy(label: str, param: torch.Tensor) -> torch.Tensor | None:
+    """None when the kernels can update ``param``'s memory directly, else a
+    dense tensor (uninitialized) to run its update in: see [note: staged
+    params]. Laid out as torch.optim lays out such a param's state
+    (``zeros_like(p, memory_format=torch.preserve_format)``), so the state
+    needs no copy. Refuses a param with elements that share memory."""
+    view = real_view(param)
+    if view.layout != torch.strided or _validation.is_dense(view):
+        return None
+    _validation.check_no_self_overlap(label, view)
+    return torch.empty_like(param, memory_format=torch.preserve_format)
 
 
 def laid_out_like(t: Any, param: torch.Tensor) -> Any:

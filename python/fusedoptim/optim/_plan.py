@@ -21,8 +21,9 @@ between steps:
 
 Anything unexpected sends the step down the slow path, which validates
 everything and raises a precise error or builds a new plan. Params with a
-sparse grad (SGD) stay outside the plan: the optimizer checks them itself
-every step (``outside``). Plans are not part of ``state_dict`` or of a
+sparse grad (SGD) and params that are views with gaps (updated in a staging
+copy, see [note: staged params] in _base.py) stay outside the plan: the
+optimizer checks them itself every step (``outside``). Plans are not part of ``state_dict`` or of a
 deepcopy.
 """
 
@@ -115,8 +116,8 @@ class GroupPlan:
     state_tensors: list[Any]  # flat: state_dicts[i][state_keys[k]]
     state_version: int
     has_complex: bool  # then a nonzero l1 is refused, by the slow path
-    # (position in group["params"], param): params with a sparse grad, which
-    # the optimizer checks and updates itself each step.
+    # (position in group["params"], param): params with a sparse grad or a
+    # staging copy, which the optimizer checks and updates itself each step.
     outside: list[tuple[int, torch.Tensor]] = field(default_factory=list)
     batches: list[Batch] = field(default_factory=list)
 

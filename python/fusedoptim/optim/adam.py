@@ -126,7 +126,7 @@ class Adam(FusedOptimizer):
                 if p_state and "step" in p_state:
                     p_state["step"] = _host_step_counter(p_state["step"])
 
-    def _existing_state(self, name: str, p: Tensor, group: dict[str, Any]) -> tuple:
+    def _existing_state(self, name: str, p: Tensor, group: dict[str, Any], like: Tensor) -> tuple:
         state = self.state.get(p) or None
         if state is None:
             return None, []
@@ -138,7 +138,7 @@ class Adam(FusedOptimizer):
             if key in state:
                 # Only the layout changes, never a value, so a step refused
                 # later still loses nothing.
-                state[key] = laid_out_like(state[key], p)
+                state[key] = laid_out_like(state[key], like)
         companions = [
             ("exp_avg", real_view(state["exp_avg"])),
             ("exp_avg_sq", real_view(state["exp_avg_sq"])),
@@ -169,7 +169,7 @@ class Adam(FusedOptimizer):
 
         batches = []
         for positions in fused_calls(items, key):
-            params = [real_view(items[i].param) for i in positions]
+            params = [real_view(items[i].updated) for i in positions]
             chosen = [states[i] for i in positions]
             call = _backend.adam_call(
                 params,

@@ -161,7 +161,7 @@ class SGD(FusedOptimizer):
             for item, buffer in zip(items, buffers):
                 self.state[item.param]["momentum_buffer"] = buffer
 
-    def _existing_state(self, name: str, p: Tensor, group: dict[str, Any]) -> tuple:
+    def _existing_state(self, name: str, p: Tensor, group: dict[str, Any], like: Tensor) -> tuple:
         """The momentum buffer, or None (no momentum, or the buffer starts this step)."""
         if group["momentum"] == 0:
             return None, []
@@ -175,7 +175,7 @@ class SGD(FusedOptimizer):
                 "torch.optim.SGD cannot add a dense grad to a sparse buffer either"
             )
         # Only the layout changes, never a value (see laid_out_like).
-        buffer = state["momentum_buffer"] = laid_out_like(buffer, p)
+        buffer = state["momentum_buffer"] = laid_out_like(buffer, like)
         return buffer, [("momentum_buffer", real_view(buffer))]
 
     _hyperparameter_keys = ("lr", "momentum", "dampening", "weight_decay", "l1")
@@ -209,7 +209,7 @@ class SGD(FusedOptimizer):
                 else []
             )
             call = _backend.sgd_call(
-                [real_view(item.param) for item in chosen],
+                [real_view(item.updated) for item in chosen],
                 buffers,
                 [item.existing is None for item in chosen],
                 grad_positions=positions,
