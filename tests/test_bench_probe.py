@@ -2,11 +2,14 @@
 probe and the plain C AdamW/SGD loops must compute what they claim, or the
 suite's "% of limit" and "% of a plain C loop" columns mean nothing."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from fusedoptim import _backend
+from fusedoptim._bench import implementations
 
 # 7: serial, under one chunk; 100_003: several 32K chunks with a tail, run threaded.
 SIZES = [7, 100_003]
@@ -104,3 +107,27 @@ def test_plain_sgd_refuses_buffers_without_momentum():
         _backend.plain_sgd([p], [g], [torch.zeros(4)], lr=0.1, momentum=0.0)()
     with pytest.raises(ValueError, match="buffers"):
         _backend.plain_sgd([p], [g], [], lr=0.1, momentum=0.9)()
+
+
+class _SkipsTheUpdate(torch.optim.SGD):
+    """A stand-in for a broken reference kernel: it keeps a state and returns,
+    writing no param (as torch 2.13's fused CPU SGD does for bf16 params)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[p]["momentum_buffer"] = p.grad.clone()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_suite_marks_references_whose_results_are_wrong(dtype, monkeypatch):
+    # A speed ratio against a kernel that computes something else means
+    # nothing: the suite verifies every implementation against torch's
+    # for-loop before timing and marks those that differ.
+    kind = implementations.KINDS["sgd_momentum"]
+    assert implementations.wrong_results(kind, dtype).keys() <= {implementations.TORCH_FUSED}
+    broken = dataclasses.replace(kind, fused_class=_SkipsTheUpdate)
+    wrong = implementations.wrong_results(broken, dtype)
+    assert implementations.FUSEDOPTIM in wrong
+    assert "wrong results" in wrong[implementations.FUSEDOPTIM]

@@ -7,6 +7,7 @@ from Python, overhead included. Each keeps its own optimizer state.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,6 +122,50 @@ def probe(kind: OptimizerKind, params: list[torch.Tensor]) -> tuple[Implementati
         Implementation(PROBE, lambda keep=(arrays, source): run()),
         (2 * kind.streams + 1) * 4 * n,
     )
+
+
+# [note: verifying the references] A speed ratio means something only against
+# an implementation that computes the same step. Before a case is timed, every
+# implementation runs a few steps on small params of the case's dtype (sizes
+# that exercise vector loops and tails, lr=0.1 so that each update is many
+# bf16 ulps) and is compared with torch's for-loop, the reference fusedoptim
+# follows. torch 2.13's fused CPU SGD for bf16/fp16 fails this: its vector
+# loop never writes the param and reads the bf16 momentum buffer as float32,
+# so it moves different bytes and is timed, but marked, not compared.
+VERIFY_SHAPES = ((1023,), (65537,))
+VERIFY_STEPS = 5
+VERIFY_LR = 0.1
+# Relative to the params' scale: a few fp32 ulps over the steps; for bf16, a
+# few bf16 ulps (the for-loop rounds every op to bf16, the fused kernels once
+# per step). A step that is missing or wrong moves params by about lr.
+VERIFY_RTOL = {torch.float32: 1e-5, torch.bfloat16: 16 * 2.0**-8}
+
+
+def wrong_results(kind: OptimizerKind, dtype: torch.dtype) -> dict[str, str]:
+    """{implementation: why} for those whose results differ from torch's for-loop;
+    see [note: verifying the references]."""
+    check = dataclasses.replace(kind, kwargs={**kind.kwargs, "lr": VERIFY_LR})
+    names = [i.name for i in implementations(check, make_params(VERIFY_SHAPES, dtype)) if i.step]
+    results = {}
+    for name in names:
+        params = make_params(VERIFY_SHAPES, dtype, seed=1)
+        step = next(i.step for i in implementations(check, params) if i.name == name)
+        for _ in range(VERIFY_STEPS):
+            step()
+        results[name] = [p.detach().double() for p in params]
+    reference = results.pop(TORCH_FOR_LOOP, None)
+    if reference is None:
+        return {}
+    scale = max(r.abs().max().item() for r in reference)
+    wrong = {}
+    for name, got in results.items():
+        deviation = max((g - r).abs().max().item() for g, r in zip(got, reference)) / scale
+        if not deviation <= VERIFY_RTOL[dtype]:
+            wrong[name] = (
+                f"wrong results: its params differ from {TORCH_FOR_LOOP}'s by {deviation:.2g} "
+                f"of their scale after {VERIFY_STEPS} steps (lr={VERIFY_LR})"
+            )
+    return wrong
 
 
 def _optimizer(name: str, build: Callable[[], torch.optim.Optimizer]) -> Implementation:

@@ -56,7 +56,7 @@ def format_case(case: CaseResult) -> str:
                 str(r.runs),
                 f"{r.gbps:.1f}",
                 f"{r.percent_of_limit:.0f}%",
-                _ratio(r.fusedoptim_speedup),
+                "wrong" if name in case.wrong else _ratio(r.fusedoptim_speedup),
             ]
         )
     rows.append(["bandwidth limit (probe)", _ms(case.limit_ms), "", "", f"{case.limit_gbps:.1f}"])
@@ -70,6 +70,8 @@ def format_case(case: CaseResult) -> str:
     ]
     for name, why in case.skipped.items():
         lines.append(f"  (not timed: {name}: {why})")
+    for name, why in case.wrong.items():
+        lines.append(f"  (not compared: {name}: {why})")
     return "\n".join(lines)
 
 
@@ -82,6 +84,8 @@ def summary(result: SuiteResult) -> str:
         plain = c.implementations.get(PLAIN_C)
 
         def speedup(name: str, case: CaseResult = c) -> str:
+            if name in case.wrong:
+                return "wrong"
             r = case.implementations.get(name)
             return _ratio(r.fusedoptim_speedup) if r else "-"
 
@@ -114,7 +118,8 @@ def summary(result: SuiteResult) -> str:
     note = (
         "fusedoptim per case: median ms/step; % limit = GB/s over the in-place update "
         "probe's GB/s in the same loop;\n% plain C = plain C loop time / fusedoptim time; "
-        "vs X = X's median / fusedoptim's (above 1: fusedoptim is faster)."
+        "vs X = X's median / fusedoptim's (above 1: fusedoptim is faster); wrong = X's results "
+        "differ from torch's for-loop (not compared)."
     )
     return table(header, rows, left=3) + "\n" + note
 

@@ -60,6 +60,8 @@ class CaseResult:
     limit_ms: float
     implementations: dict[str, ImplResult] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    # Timed, but not compared: see [note: verifying the references].
+    wrong: dict[str, str] = field(default_factory=dict)
 
     @property
     def title(self) -> str:
@@ -90,6 +92,7 @@ def run_case(
     progress: Progress | None = None,
 ) -> CaseResult:
     kind = KINDS[optimizer]
+    wrong = implementations.wrong_results(kind, implementations.DTYPES[dtype])
     params = implementations.make_params(workload.shapes, implementations.DTYPES[dtype])
     impls = implementations.implementations(kind, params)
     probe, probe_bytes = implementations.probe(kind, params)
@@ -123,6 +126,7 @@ def run_case(
         limit_gbps=limit_gbps,
         limit_ms=limit.median * 1e3,
         skipped={i.name: i.skipped for i in impls if i.step is None},
+        wrong=wrong,
     )
     for name, t in timings.items():
         gbps = bytes_per_step / t.median / 1e9
@@ -133,7 +137,9 @@ def run_case(
             runs=len(t.times),
             gbps=gbps,
             percent_of_limit=100.0 * gbps / limit_gbps,
-            fusedoptim_speedup=t.median / ours.median if ours is not None else None,
+            fusedoptim_speedup=(
+                t.median / ours.median if ours is not None and name not in wrong else None
+            ),
         )
     del impls, probe, timed, params
     gc.collect()
