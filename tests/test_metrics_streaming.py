@@ -1,11 +1,19 @@
 """Stateful metrics: streaming over batches equals scikit-learn on all the data,
 shared state, state_dict resume, reset, sync, the deferred (CUDA-style) range check,
-and bad input. Tolerances: counts exact, scores rtol 1e-12, regression rtol 1e-10
-(running float64 moments vs sklearn's two-pass sums)."""
+bad input, update's argument names and order, and metrics sent to other processes.
+Tolerances: counts exact, scores rtol 1e-12, regression rtol 1e-10 (running float64
+moments vs sklearn's two-pass sums)."""
 
+import copy
 import os
+import pickle
+import re
+import socket
 import tempfile
+import time
 import warnings
+from datetime import timedelta
+from multiprocessing.reduction import ForkingPickler
 
 import numpy as np
 import pytest
@@ -163,7 +171,11 @@ def test_bad_label_on_cpu_raises_and_keeps_state():
 def test_deferred_range_check(monkeypatch):
     """The CUDA path (torch ops, no host sync) run on CPU: invalid pairs are skipped and
     counted on the device; compute() raises until reset()."""
-    monkeypatch.setattr(_backend, "confusion_matrix_add_", _backend._confusion_matrix_add_torch)
+
+    def device_path(counts, y_true, y_pred, names):
+        return _backend._confusion_matrix_add_torch(counts, y_true, y_pred)
+
+    monkeypatch.setattr(_backend, "confusion_matrix_add_", device_path)
     m = fm.F1Score(3, average="micro")
     m.update(torch.tensor([0, 1, 5, 2]), torch.tensor([0, 1, 1, -1]))
     with pytest.raises(ValueError, match="2 input\\(s\\) passed to update\\(\\)"):
@@ -212,6 +224,181 @@ def test_binary_average_on_multiclass_data():
     m.update([0, 1, 2], [0, 1, 2])
     with pytest.raises(ValueError, match="average='binary'"):
         m.compute()
+
+
+# -- update's argument names and order -----------------------------------------------
+
+# sklearn's order in the message of a refused swap.
+ORDER = re.escape(
+    "update() takes (y_true, y_pred), scikit-learn's order; torchmetrics' order is "
+    "update(preds=..., target=...)"
+)
+
+ALL = [
+    lambda: fm.ConfusionMatrix(3),
+    lambda: fm.Accuracy(3),
+    lambda: fm.Precision(3, average=None),
+    lambda: fm.Recall(3, average="micro"),
+    lambda: fm.F1Score(3),
+    lambda: fm.FBetaScore(3, beta=2.0),
+    lambda: fm.MeanSquaredError(),
+    lambda: fm.MeanAbsoluteError(),
+    lambda: fm.R2Score(),
+]
+
+
+def asymmetric_batch(metric):
+    """(truth, prediction) whose swap changes the state (a non-symmetric confusion
+    matrix; another y_true mean and variance)."""
+    if isinstance(metric, fm.ConfusionMatrix):
+        return torch.tensor([0, 0, 1, 2, 2, 1]), torch.tensor([0, 1, 1, 2, 0, 0])
+    return torch.tensor([1.0, 2.0, 4.0, 8.0]), torch.tensor([1.5, 2.0, 3.0, 9.0])
+
+
+def same_state_dict(a, b):
+    return a.keys() == b.keys() and all(
+        torch.equal(torch.as_tensor(a[k]), torch.as_tensor(b[k])) for k in a
+    )
+
+
+def same_state(a, b):
+    return same_state_dict(a.state_dict(), b.state_dict())
+
+
+@pytest.mark.parametrize("make", ALL)
+def test_update_takes_sklearn_and_torchmetrics_names(make):
+    reference = make()
+    truth, prediction = asymmetric_batch(reference)
+    reference.update(truth, prediction)
+    swapped = make()
+    swapped.update(prediction, truth)
+    assert not same_state(swapped, reference)  # the data tells the two orders apart
+    for call in (
+        lambda m: m.update(y_true=truth, y_pred=prediction),
+        lambda m: m.update(y_pred=prediction, y_true=truth),
+        lambda m: m.update(preds=prediction, target=truth),
+        lambda m: m.update(target=truth, preds=prediction),
+    ):
+        metric = make()
+        call(metric)
+        assert same_state(metric, reference)
+
+
+def test_regression_update_takes_sample_weight_with_either_names():
+    truth, prediction = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([1.5, 2.0, 3.0])
+    weights = torch.tensor([1.0, 2.0, 0.5])
+    reference = fm.R2Score()
+    reference.update(truth, prediction, weights)
+    for kwargs in (
+        dict(y_true=truth, y_pred=prediction, sample_weight=weights),
+        dict(preds=prediction, target=truth, sample_weight=weights),
+    ):
+        metric = fm.R2Score()
+        metric.update(**kwargs)
+        assert same_state(metric, reference)
+
+
+@pytest.mark.parametrize("make", [ALL[0], ALL[8]])
+def test_update_refuses_mixed_missing_and_repeated_names(make):
+    metric = make()
+    t, p = asymmetric_batch(metric)
+    for call, message in [
+        (lambda: metric.update(t, target=t), "got y_true and also target: pass either"),
+        (lambda: metric.update(y_true=t, preds=p), "got y_true and also preds"),
+        (lambda: metric.update(t, p, preds=p), "got y_true and y_pred and also preds"),
+        (lambda: metric.update(y_pred=p, target=t), "got y_pred and also target"),
+        (lambda: metric.update(preds=p), "got preds= without target="),
+        (lambda: metric.update(target=t), "got target= without preds="),
+        (lambda: metric.update(t), f"missing y_pred; {ORDER}"),
+        (lambda: metric.update(), "missing y_true and y_pred"),
+        (lambda: metric.update(t, p, y_true=t), "multiple values for argument 'y_true'"),
+        (lambda: metric.update(t, p, pred=p), "unexpected keyword argument 'pred'"),
+    ]:
+        with pytest.raises(TypeError, match=message):
+            call()
+    assert metric.state_dict()["updates"] == 0
+
+
+def test_swapped_classification_inputs_are_refused_naming_the_order():
+    labels = torch.tensor([0, 2, 1, 1])
+    logits = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    for metric in (fm.ConfusionMatrix(3), fm.F1Score(3), fm.Accuracy(3)):
+        # update(preds, target) as torchmetrics users write it: scores first.
+        with pytest.raises(
+            ValueError, match=rf"y_true: expected a 1-D array of class labels.*; {ORDER}"
+        ):
+            metric.update(logits, labels)
+        with pytest.raises(ValueError, match=rf"y_true: expected integer class labels.*; {ORDER}"):
+            metric.update(logits.softmax(1)[:, 1], labels)
+        with pytest.raises(ValueError, match=rf"y_true: expected integer class labels.*; {ORDER}"):
+            metric.update([0.0, 2.0, 1.0, 1.0], [0, 2, 1, 1])
+        assert metric.state_dict()["updates"] == 0
+    binary = fm.F1Score(2, average="binary")
+    with pytest.raises(ValueError, match=rf"y_true: expected integer class labels.*; {ORDER}"):
+        binary.update(torch.tensor([0.2, 0.9, 0.6]), torch.tensor([0, 1, 1]))
+
+
+def test_order_hint_only_where_the_swap_is_detectable():
+    metric = fm.F1Score(3)
+    scores = torch.rand(4, 3)
+    # Neither argument is labels: not a swap of the two.
+    with pytest.raises(ValueError, match="y_true: expected a 1-D array") as refused:
+        metric.update(scores, scores)
+    assert "scikit-learn's order" not in str(refused.value)
+    # Named by keyword: the names say which is which; the message uses them.
+    with pytest.raises(ValueError, match="target: expected a 1-D array") as refused:
+        metric.update(preds=torch.tensor([0, 1, 2, 1]), target=scores)
+    assert "scikit-learn's order" not in str(refused.value)
+    # Two label arrays in the wrong order cannot be detected (documented): the
+    # confusion matrix comes out transposed.
+    t, p = torch.tensor([0, 0, 1, 2]), torch.tensor([0, 1, 1, 1])
+    right, wrong = fm.ConfusionMatrix(3), fm.ConfusionMatrix(3)
+    right.update(t, p)
+    wrong.update(p, t)
+    assert torch.equal(wrong.compute(), right.compute().T)
+
+
+def test_errors_name_torchmetrics_arguments():
+    with pytest.raises(ValueError, match="target and preds have different lengths: 2 and 3"):
+        fm.F1Score(3).update(preds=[0, 1, 2], target=[0, 1])
+    with pytest.raises(ValueError, match=r"target\[1\] = 5 is not a class label"):
+        fm.ConfusionMatrix(3).update(preds=[0, 1], target=[0, 5])
+    with pytest.raises(ValueError, match=r"preds\[0\] = -1 is not a class label"):
+        fm.ConfusionMatrix(3).update(preds=[-1, 1], target=[0, 1])
+    with pytest.raises(ValueError, match="preds: scores have 4 classes"):
+        fm.F1Score(3).update(preds=torch.rand(2, 4), target=[0, 1])
+    with pytest.raises(ValueError, match="target: expected integer class labels"):
+        fm.F1Score(3).update(preds=[0, 1], target=[0.0, 1.0])
+    with pytest.raises(ValueError, match="target and preds have different shapes"):
+        fm.R2Score(2).update(preds=np.zeros((3, 2)), target=np.zeros((3, 1)))
+    with pytest.raises(ValueError, match="preds: expected numbers"):
+        fm.MeanSquaredError().update(preds=["a"], target=[1.0])
+
+
+def test_r2_refuses_a_model_output_as_y_true():
+    """R^2 is the one order-sensitive regression metric; a y_true that requires grad
+    beside a y_pred that does not is a model output passed first."""
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randn(8, generator=gen)
+    out = (y + 0.3 * torch.randn(8, generator=gen)).requires_grad_()
+    r2 = fm.R2Score()
+    with pytest.raises(ValueError, match=rf"y_true requires grad and y_pred does not.*{ORDER}"):
+        r2.update(out, y)
+    with pytest.raises(ValueError, match="y_true requires grad"):
+        r2.update(y_true=out, y_pred=y)
+    assert r2.state_dict()["updates"] == 0
+    r2.update(preds=out, target=y)
+    right = fm.R2Score()
+    right.update(y, out.detach())
+    assert same_state(r2, right)
+    both = fm.R2Score()
+    both.update(out, out * 2)  # both require grad: nothing to tell
+    # MSE and MAE are symmetric: either order gives the same value, and is accepted.
+    for cls in (fm.MeanSquaredError, fm.MeanAbsoluteError):
+        a, b = cls(), cls()
+        a.update(out, y)
+        b.update(y, out)
+        assert float(a.compute()) == pytest.approx(float(b.compute()), rel=1e-15)
 
 
 # -- regression ----------------------------------------------------------------------
@@ -303,3 +490,147 @@ def test_sync_two_processes():
     for rank in (0, 1):
         assert got[rank][0] == pytest.approx(want[0], rel=1e-12)
         assert got[rank][1] == pytest.approx(want[1], rel=1e-10)
+
+
+# -- metrics sent to other processes ---------------------------------------------------
+
+# Metrics built before torch.multiprocessing starts workers (as under Lightning's
+# ddp_spawn) travel through torch's ForkingPickler, which sends tensors as handles to
+# shared memory. Each copy must own its state.
+
+
+@pytest.fixture(params=mp.get_all_sharing_strategies())
+def sharing_strategy(request):
+    before = mp.get_sharing_strategy()
+    mp.set_sharing_strategy(request.param)
+    yield request.param
+    mp.set_sharing_strategy(before)
+
+
+def _metric_family():
+    """A classification and a regression pair, each sharing one state, with data."""
+    cm = fm.ConfusionMatrix(3)
+    f1 = fm.F1Score(3, average="macro", share_state_with=cm)
+    r2 = fm.R2Score()
+    mse = fm.MeanSquaredError(share_state_with=r2)
+    cm.update([0, 1, 2, 2], [0, 2, 2, 1])
+    r2.update([1.0, 2.0, 4.0], [1.5, 2.0, 3.0])
+    return [cm, f1, r2, mse]
+
+
+def test_forking_pickle_gives_each_copy_its_own_state(sharing_strategy):
+    family = _metric_family()
+    snapshot = [m.state_dict() for m in family]
+    sent = bytes(ForkingPickler.dumps(family))  # how torch.multiprocessing sends arguments
+    family[0].update([1], [1])  # after sending: must not reach the copies
+    family[2].update([5.0], [4.0])
+    after = [m.state_dict() for m in family]
+    # A file-descriptor handle can be received once; under "file_system" the same
+    # pickle can be loaded twice (two receivers), and the two must not share either.
+    loads = 2 if sharing_strategy == "file_system" else 1
+    copies = [pickle.loads(sent) for _ in range(loads)]
+    for cm, f1, r2, mse in copies:
+        assert f1._state is cm._state and mse._state is r2._state  # sharing survives
+        for metric, saved in zip((cm, f1, r2, mse), snapshot):
+            assert same_state_dict(metric.state_dict(), saved)
+    cm, _, r2, _ = copies[0]
+    cm.update([2], [0])
+    r2.update([7.0], [1.0])
+    for metric, saved in zip(family, after):
+        assert same_state_dict(metric.state_dict(), saved)  # the original is untouched
+    for other in copies[1:]:
+        for metric, saved in zip(other, snapshot):
+            assert same_state_dict(metric.state_dict(), saved)  # the other copy too
+
+
+def test_plain_pickle_and_deepcopy_keep_shared_state():
+    """State's own pickling keeps what plain pickle and deepcopy always did: copies
+    of their own, and one State for the metrics that shared one."""
+    family = _metric_family()
+    for copy_ in (pickle.loads(pickle.dumps(family)), copy.deepcopy(family)):
+        cm, f1, r2, mse = copy_
+        assert f1._state is cm._state and mse._state is r2._state
+        cm.update([1], [1])
+        assert int(f1._state.tensors["counts"].sum()) == 5
+        assert int(family[0].compute().sum()) == 4
+
+
+_SPAWN_TIMEOUT_S = 90
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spawned_rank(rank, port, cm, f1, r2):
+    """One of two workers that received metrics built in the parent."""
+    os.environ["GLOO_SOCKET_IFNAME"] = "lo"
+    warnings.simplefilter("error")
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=2,
+        timeout=timedelta(seconds=_SPAWN_TIMEOUT_S),
+    )
+    try:
+        t, p, y, yp = _spawn_data()
+        part, rpart = _spawn_part(rank, len(t)), _spawn_part(rank, len(y))
+        assert f1._state is cm._state
+        cm.update(t[part], p[part])
+        r2.update(y[rpart], yp[rpart])
+        dist.barrier()  # both ranks have counted: a shared tensor would now hold both
+        local = skm.confusion_matrix(t[part], p[part], labels=range(3))
+        np.testing.assert_array_equal(cm.compute().numpy(), local)
+        assert float(r2.state_dict()["count"]) == len(y[rpart])
+        dist.barrier()  # both have checked before either syncs
+        cm.sync()
+        # sync from compiled code: one opaque call (a traced all_gather fails).
+        torch.compile(lambda metric: metric.sync(), backend="eager")(r2)
+        np.testing.assert_array_equal(
+            cm.compute().numpy(), skm.confusion_matrix(t, p, labels=range(3))
+        )
+        assert float(f1.compute()) == pytest.approx(skm.f1_score(t, p, average="macro"), rel=1e-12)
+        assert float(r2.compute()) == pytest.approx(skm.r2_score(y, yp), rel=1e-10)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def _spawn_data():
+    t, p = data(12, n=199, c=3, absent=())
+    rng = np.random.default_rng(13)
+    y = 10.0 + rng.normal(size=101)
+    return t, p, y, y + rng.normal(size=101)
+
+
+def _spawn_part(rank, n):
+    return slice(rank * n // 2, (rank + 1) * n // 2)
+
+
+def test_metrics_built_before_spawn_count_per_process():
+    """Issue 13's repro: metrics built in the parent, sent to two spawned gloo ranks.
+    Each rank counts only its own samples, sync() gives the global total once, and
+    the parent's metrics stay as they were."""
+    cm = fm.ConfusionMatrix(3)
+    f1 = fm.F1Score(3, average="macro", share_state_with=cm)
+    r2 = fm.R2Score()
+    context = mp.start_processes(
+        _spawned_rank,
+        args=(_free_port(), cm, f1, r2),
+        nprocs=2,
+        join=False,
+        start_method="spawn",
+    )
+    deadline = time.monotonic() + _SPAWN_TIMEOUT_S
+    while not context.join(timeout=1.0):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                if process.is_alive():
+                    process.kill()
+            pytest.fail(f"the spawned ranks did not finish within {_SPAWN_TIMEOUT_S} s")
+    assert int(cm.compute().sum()) == 0
+    assert r2.state_dict()["updates"] == 0 and float(r2.state_dict()["count"]) == 0

@@ -273,14 +273,17 @@ _LABEL_DTYPE_CODES = {torch.int32: 0, torch.int64: 1}
 _COUNT_DTYPE_CODES = {torch.int64: 0, torch.float64: 1}
 
 
-def confusion_matrix_add_(counts, y_true, y_pred, weights=None, num_threads=None):
+def confusion_matrix_add_(
+    counts, y_true, y_pred, weights=None, num_threads=None, names=("y_true", "y_pred")
+):
     """Adds the pairs (y_true[i], y_pred[i]) to ``counts`` (C x C, row = true label).
 
     ``y_true``/``y_pred``: 1-D int32 or int64 tensors of one dtype, on the device of
     ``counts``; ``counts``: contiguous int64, or float64 when ``weights`` (float64) is given.
 
     CPU: counts in C++ (per-thread tables). A label outside [0, C) raises ValueError naming
-    it, and ``counts`` is left unchanged. Returns None.
+    it (by the caller's ``names`` of the two arrays), and ``counts`` is left unchanged.
+    Returns None.
 
     CUDA: counts with torch's device ops, so nothing waits for the GPU. Pairs holding a
     label outside [0, C) are skipped; the return value is a 0-d int64 device tensor with
@@ -308,7 +311,7 @@ def confusion_matrix_add_(counts, y_true, y_pred, weights=None, num_threads=None
     )
     if bad >= 0:
         t, p = int(y_true[bad]), int(y_pred[bad])
-        name, value = ("y_true", t) if not 0 <= t < num_classes else ("y_pred", p)
+        name, value = (names[0], t) if not 0 <= t < num_classes else (names[1], p)
         raise ValueError(
             f"{name}[{bad}] = {value} is not a class label in [0, num_classes={num_classes})"
         )

@@ -93,18 +93,25 @@ def whole_to_int64(t, name):
     return t.to(torch.int64)
 
 
-def class_labels(y, name, strict=False):
+def looks_like_labels(y):
+    """Whether y has the form of class labels: integers of shape (N,) or (N, 1)."""
+    return not is_float(y) and (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1))
+
+
+def class_labels(y, name, strict=False, hint=None):
     """y as a 1-D integer tensor of class labels.
 
     Floats holding whole numbers (``[0., 1., 2.]``) are cast, as scikit-learn reads
     them as labels; other floats are refused, not rounded. ``strict`` (the streaming
-    metrics) refuses every float: checking the values would wait for a GPU.
+    metrics) refuses every float: checking the values would wait for a GPU. ``hint``
+    ends the message of a refusal.
     """
+    end = f"; {hint}" if hint else ""
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
         raise ValueError(
-            f"{name}: expected a 1-D array of class labels, got shape {tuple(y.shape)}"
+            f"{name}: expected a 1-D array of class labels, got shape {tuple(y.shape)}{end}"
         )
     if is_float(y) and y.numel() == 0:
         return y.to(torch.int64)  # np.asarray([]) is float64 (no range check: no GPU wait)
@@ -114,12 +121,12 @@ def class_labels(y, name, strict=False):
         what = "integer class labels" if strict else "whole-number class labels"
         raise ValueError(
             f"{name}: expected {what}, got {y.dtype} values; "
-            "cast with .long() (torch) or .astype(int) (numpy)"
+            f"cast with .long() (torch) or .astype(int) (numpy){end}"
         )
     return y
 
 
-def prediction_labels(y_pred, num_classes=None, deferred=False):
+def prediction_labels(y_pred, num_classes=None, deferred=False, name="y_pred"):
     """Class labels from y_pred, plus a 0-d count of invalid probabilities (or None).
 
     y_pred may be labels (1-D integers), scores/probabilities of shape (N, C) (argmax
@@ -132,17 +139,17 @@ def prediction_labels(y_pred, num_classes=None, deferred=False):
     if y_pred.ndim == 2:
         if not is_float(y_pred):
             raise ValueError(
-                "y_pred: a 2-D integer array looks like multilabel/one-hot targets, which "
+                f"{name}: a 2-D integer array looks like multilabel/one-hot targets, which "
                 "are not supported; pass class labels or float scores of shape (N, C)"
             )
         if num_classes is not None and y_pred.shape[1] != num_classes:
             raise ValueError(
-                f"y_pred: scores have {y_pred.shape[1]} classes, expected num_classes={num_classes}"
+                f"{name}: scores have {y_pred.shape[1]} classes, expected num_classes={num_classes}"
             )
         return y_pred.argmax(dim=1), None
     if y_pred.ndim != 1:
         raise ValueError(
-            f"y_pred: expected labels (N,), probabilities (N,) or scores (N, C), "
+            f"{name}: expected labels (N,), probabilities (N,) or scores (N, C), "
             f"got shape {tuple(y_pred.shape)}"
         )
     if not is_float(y_pred):
@@ -152,17 +159,17 @@ def prediction_labels(y_pred, num_classes=None, deferred=False):
     if not deferred and is_integral(y_pred):
         # Whole numbers are labels, as in scikit-learn; for 0/1 values both readings
         # agree, so only fractional values are read as probabilities.
-        return whole_to_int64(y_pred, "y_pred"), None
+        return whole_to_int64(y_pred, name), None
     if num_classes is not None and num_classes != 2:
         raise ValueError(
-            f"y_pred: 1-D float values are read as binary probabilities, but num_classes="
+            f"{name}: 1-D float values are read as binary probabilities, but num_classes="
             f"{num_classes}; pass integer labels or scores of shape (N, {num_classes})"
         )
     invalid = ((y_pred < 0) | (y_pred > 1) | torch.isnan(y_pred)).sum()
     if not deferred or y_pred.device.type == "cpu":
         if int(invalid):
             raise ValueError(
-                "y_pred: 1-D float values are read as probabilities of class 1 (threshold "
+                f"{name}: 1-D float values are read as probabilities of class 1 (threshold "
                 f"{BINARY_THRESHOLD}), but {int(invalid)} lie outside [0, 1] or are NaN; "
                 "pass integer labels, or apply a sigmoid to logits"
             )
@@ -170,10 +177,11 @@ def prediction_labels(y_pred, num_classes=None, deferred=False):
     return (y_pred > BINARY_THRESHOLD).to(torch.int64), invalid
 
 
-def check_lengths(y_true, y_pred, sample_weight=None):
+def check_lengths(y_true, y_pred, sample_weight=None, names=("y_true", "y_pred")):
     if y_true.shape[0] != y_pred.shape[0]:
         raise ValueError(
-            f"y_true and y_pred have different lengths: {y_true.shape[0]} and {y_pred.shape[0]}"
+            f"{names[0]} and {names[1]} have different lengths: "
+            f"{y_true.shape[0]} and {y_pred.shape[0]}"
         )
     if sample_weight is not None and sample_weight.shape != (y_true.shape[0],):
         raise ValueError(
@@ -198,17 +206,28 @@ def kernel_labels(y_true, y_pred):
     return y_true.to(torch.int64).contiguous(), y_pred.to(torch.int64).contiguous()
 
 
-def classification_inputs(y_true, y_pred, sample_weight=None, num_classes=None, deferred=False):
+def classification_inputs(
+    y_true,
+    y_pred,
+    sample_weight=None,
+    num_classes=None,
+    deferred=False,
+    names=("y_true", "y_pred"),
+    order_hint=None,
+):
     """(y_true, y_pred, sample_weight, invalid, as_numpy) ready for counting; ``invalid``
-    is None unless ``deferred`` (see prediction_labels)."""
+    is None unless ``deferred`` (see prediction_labels). ``names`` are the caller's
+    names of the two arguments; ``order_hint`` ends the refusal of a y_true that is not
+    labels while y_pred is (the two given in the wrong order)."""
     as_numpy = not any_torch(y_true, y_pred, sample_weight)
-    t = to_tensor(y_true, "y_true")
-    p = to_tensor(y_pred, "y_pred")
+    t = to_tensor(y_true, names[0])
+    p = to_tensor(y_pred, names[1])
     w = None if sample_weight is None else to_tensor(sample_weight, "sample_weight")
-    t, p, w = same_device([t, p, w], ["y_true", "y_pred", "sample_weight"])
-    t = class_labels(t, "y_true", strict=deferred)
-    p, invalid = prediction_labels(p, num_classes, deferred)
-    check_lengths(t, p, w)
+    t, p, w = same_device([t, p, w], [*names, "sample_weight"])
+    hint = order_hint if looks_like_labels(p) else None
+    t = class_labels(t, names[0], strict=deferred, hint=hint)
+    p, invalid = prediction_labels(p, num_classes, deferred, names[1])
+    check_lengths(t, p, w, names)
     t, p = kernel_labels(t, p)
     return t, p, w, invalid, as_numpy
 

@@ -3,11 +3,54 @@
 A metric's running state lives in a ``State`` object of plain tensors. Metrics built
 with ``share_state_with=other`` hold the very same object: one ``update`` on any of
 them feeds all, so a confusion matrix, accuracy and F1 cost one counting pass.
+
+``update`` takes ``(y_true, y_pred)``, scikit-learn's order, or torchmetrics' keyword
+names ``preds=`` and ``target=`` (see ``update_arguments``).
 """
 
 from __future__ import annotations
 
 import torch
+
+# [note: metrics under torch.compile] update, compute and sync are each one opaque call
+# to dynamo: a compiled step that calls them gets one clean graph break there and
+# traces nothing inside. Traced, update breaks at the C++ kernel and recompiles on each
+# step (dynamo guards on the Python update counter that every update changes), compute
+# breaks at every host read (int(...) of a count), and a traced sync fails (gloo's
+# all_gather of 0-d tensors). reset, plain in-place zeroing, traces cleanly and stays
+# in the graph. torch._disable_dynamo is the lazily importing torch._dynamo.disable
+# that torch puts on Optimizer.zero_grad; torch.compiler.disable (which imports
+# torch._dynamo at once) is the public spelling where it is missing.
+opaque_to_dynamo = getattr(torch, "_disable_dynamo", None) or torch.compiler.disable
+
+
+ORDER = (
+    "update() takes (y_true, y_pred), scikit-learn's order; torchmetrics' order is "
+    "update(preds=..., target=...)"
+)
+
+
+def update_arguments(metric, y_true, y_pred, preds, target):
+    """(truth, prediction, their argument names) from update's two naming schemes:
+    ``y_true``/``y_pred`` (positional or keyword) or ``preds=``/``target=``."""
+    where = f"{type(metric).__name__}.update()"
+    ours = [name for name, x in (("y_true", y_true), ("y_pred", y_pred)) if x is not None]
+    theirs = [name for name, x in (("preds", preds), ("target", target)) if x is not None]
+    if ours and theirs:
+        raise TypeError(
+            f"{where} got {' and '.join(ours)} and also {' and '.join(theirs)}: pass either "
+            "(y_true, y_pred) in scikit-learn's order or preds= and target= by keyword, "
+            "not a mix"
+        )
+    if theirs:
+        if len(theirs) < 2:
+            given, missing = ("preds", "target") if target is None else ("target", "preds")
+            raise TypeError(f"{where} got {given}= without {missing}=")
+        return target, preds, ("target", "preds")
+    if len(ours) < 2:
+        missing = " and ".join(n for n in ("y_true", "y_pred") if n not in ours)
+        raise TypeError(f"{where} missing {missing}; {ORDER}")
+    return y_true, y_pred, ("y_true", "y_pred")
 
 
 class State:
@@ -19,6 +62,29 @@ class State:
         self.tensors = tensors
         self.signature = signature  # metrics may share a state only with equal signatures
         self.updates = 0
+
+    # [note: state across processes] torch.multiprocessing pickles tensors as handles
+    # to shared memory, so a metric built before mp.spawn (as metrics built in a
+    # LightningModule's __init__ are under ddp_spawn) would reach every worker with one
+    # count tensor, written by all of them and by the parent. A State pickles its
+    # tensors by value instead, as numpy copies (every pickler copies those), and
+    # builds tensors of its own on the same device when unpickled: each copy owns its
+    # state, holds what the original held at pickling time, and two loads of one
+    # pickle do not share. (Cloning the tensors would not do: under the "file_system"
+    # sharing strategy a clone's shared memory is gone once the temporary is freed,
+    # before the worker opens it.) Metrics pickled together still share one State:
+    # pickle keeps one object per identity within a dump.
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["tensors"] = {k: (v.device, v.cpu().numpy()) for k, v in self.tensors.items()}
+        return state
+
+    def __setstate__(self, state):
+        state["tensors"] = {
+            k: torch.tensor(values, device=device)
+            for k, (device, values) in state["tensors"].items()
+        }
+        self.__dict__.update(state)
 
     @property
     def device(self):
@@ -54,7 +120,15 @@ class State:
 
 class Metric:
     """Base class: subclasses create their State in ``_make_state`` and implement
-    ``update`` and ``compute``."""
+    ``update`` and ``compute``.
+
+    ``update(y_true, y_pred)`` takes the true values first, as scikit-learn's functions
+    do; torchmetrics' ``update(preds, target)`` puts them second, so its callers pass
+    ``update(preds=..., target=...)`` by keyword. Two label arrays given in the wrong
+    order cannot be told apart (precision and recall swap); scores or probabilities
+    in y_true's place with labels in y_pred's are refused with a message naming the
+    order.
+    """
 
     def __init__(self, *, share_state_with=None):
         state = self._make_state()
@@ -108,6 +182,7 @@ class Metric:
             current.copy_(torch.as_tensor(state_dict[name]))
         self._state.updates = int(state_dict["updates"])
 
+    @opaque_to_dynamo
     def sync(self, group=None):
         """Combines the states of all processes of ``group`` (torch.distributed), so each
         holds the global state. A no-op when torch.distributed is not initialized. Call it

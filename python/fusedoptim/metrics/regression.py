@@ -29,15 +29,18 @@ from fusedoptim.metrics._scores import UndefinedMetricWarning
 MOMENT_NAMES = ("count", "weight", "sq_err", "abs_err", "mean", "m2")
 
 
-def regression_inputs(y_true, y_pred, sample_weight=None, num_outputs=None):
-    """float64 tensors of shape (N, K), weights (N,) or None, and whether to return numpy."""
+def regression_inputs(
+    y_true, y_pred, sample_weight=None, num_outputs=None, names=("y_true", "y_pred")
+):
+    """float64 tensors of shape (N, K), weights (N,) or None, and whether to return numpy.
+    ``names``: the caller's names of the first two arguments, for error messages."""
     as_numpy = not any_torch(y_true, y_pred, sample_weight)
-    t = to_tensor(y_true, "y_true")
-    p = to_tensor(y_pred, "y_pred")
+    t = to_tensor(y_true, names[0])
+    p = to_tensor(y_pred, names[1])
     w = None if sample_weight is None else to_tensor(sample_weight, "sample_weight")
-    t, p, w = same_device([t, p, w], ["y_true", "y_pred", "sample_weight"])
+    t, p, w = same_device([t, p, w], [*names, "sample_weight"])
     t, p = (x.to(torch.float64) for x in (t, p))
-    for x, name in ((t, "y_true"), (p, "y_pred")):
+    for x, name in ((t, names[0]), (p, names[1])):
         if x.ndim not in (1, 2):
             raise ValueError(f"{name}: expected shape (N,) or (N, outputs), got {tuple(x.shape)}")
     # (N,) is one output; an empty (0,) (np.asarray([]) of a [] batch) takes the
@@ -46,7 +49,8 @@ def regression_inputs(y_true, y_pred, sample_weight=None, num_outputs=None):
     t, p = (x if x.ndim == 2 else x.reshape(x.shape[0], width) for x in (t, p))
     if t.shape != p.shape:
         raise ValueError(
-            f"y_true and y_pred have different shapes: {tuple(t.shape)} and {tuple(p.shape)}"
+            f"{names[0]} and {names[1]} have different shapes: "
+            f"{tuple(t.shape)} and {tuple(p.shape)}"
         )
     if num_outputs is not None and t.shape[1] != num_outputs:
         raise ValueError(f"expected {num_outputs} output(s) per sample, got {t.shape[1]}")

@@ -2,6 +2,12 @@
 C x C confusion matrix (row = true class), so several metrics built with
 ``share_state_with`` cost one counting pass per batch.
 
+``update(y_true, y_pred)`` takes the true labels first (scikit-learn's order);
+torchmetrics' ``update(preds, target)`` is spelled ``update(preds=..., target=...)``.
+Two label arrays in the wrong order cannot be detected (the confusion matrix is
+transposed: precision and recall swap). Scores, probabilities or any floats in y_true's
+place while y_pred holds labels are refused, and the message names the order.
+
 ``compute()`` gives what the matching scikit-learn function returns on all the data
 seen since ``reset()``, with ``labels=None`` meaning "the classes that occurred"
 (sklearn's rule) for the scores, and every class 0..C-1 for ``ConfusionMatrix``.
@@ -19,7 +25,7 @@ import torch
 from fusedoptim import _backend
 from fusedoptim.metrics import _scores
 from fusedoptim.metrics._inputs import classification_inputs
-from fusedoptim.metrics.metric import Metric, State
+from fusedoptim.metrics.metric import ORDER, Metric, State, opaque_to_dynamo, update_arguments
 
 
 def _check_num_classes(num_classes):
@@ -47,14 +53,24 @@ class ConfusionMatrix(Metric):
         }
         return State(tensors, f"confusion counts, num_classes={c}")
 
-    def update(self, y_true, y_pred):
-        """Counts a batch: y_true labels, y_pred labels / (N, C) scores / binary probabilities."""
+    @opaque_to_dynamo
+    def update(self, y_true=None, y_pred=None, *, preds=None, target=None):
+        """Counts a batch. ``update(y_true, y_pred)``, scikit-learn's order: y_true the
+        true labels (N,), y_pred labels (N,), scores (N, C) or probabilities of class 1
+        (N,). Or torchmetrics' names, by keyword: ``update(preds=..., target=...)``."""
+        y_true, y_pred, names = update_arguments(self, y_true, y_pred, preds, target)
         t, p, _, invalid, _ = classification_inputs(
-            y_true, y_pred, None, self.num_classes, deferred=True
+            y_true,
+            y_pred,
+            None,
+            self.num_classes,
+            deferred=True,
+            names=names,
+            order_hint=ORDER if names[0] == "y_true" else None,
         )
         state = self._state
         state.follow(t.device)
-        skipped = _backend.confusion_matrix_add_(state.tensors["counts"], t, p)
+        skipped = _backend.confusion_matrix_add_(state.tensors["counts"], t, p, names=names)
         for extra in (skipped, invalid):
             if extra is not None:
                 state.tensors["invalid"] += extra
@@ -71,6 +87,7 @@ class ConfusionMatrix(Metric):
             )
         return self._state.tensors["counts"]
 
+    @opaque_to_dynamo
     def compute(self):
         counts = self._counts().clone()
         if self.normalize is None:
@@ -92,6 +109,7 @@ class Accuracy(ConfusionMatrix):
     def __init__(self, num_classes, *, share_state_with=None):
         super().__init__(num_classes, share_state_with=share_state_with)
 
+    @opaque_to_dynamo
     def compute(self):
         counts = self._counts()
         total = counts.sum()
@@ -145,6 +163,7 @@ class FBetaScore(ConfusionMatrix):
         self.zero_division = zero_division
         super().__init__(num_classes, share_state_with=share_state_with)
 
+    @opaque_to_dynamo
     def compute(self):
         counts = self._counts()
         if int(counts.sum()) == 0:

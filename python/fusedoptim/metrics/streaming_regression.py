@@ -1,13 +1,27 @@
 """Stateful regression metrics. All three keep the same float64 running statistics
 (see ``regression.py``), so they can share one state with ``share_state_with``;
 ``update`` runs only device ops (no host sync on CUDA), so unlike the functions it does
-not look for NaN/inf inputs or all-zero weights: they make ``compute()`` NaN/inf."""
+not look for NaN/inf inputs or all-zero weights: they make ``compute()`` NaN/inf.
+
+``update(y_true, y_pred)`` takes the true values first (scikit-learn's order);
+torchmetrics' ``update(preds, target)`` is spelled ``update(preds=..., target=...)``.
+MSE and MAE are symmetric in the two, R^2 is not (its denominator is y_true's
+variance). Both sides are real arrays of one shape, so a wrong order cannot be told
+from the values; R2Score refuses the one telltale case, a y_true that requires grad
+(a model output) with a y_pred that does not.
+"""
 
 from __future__ import annotations
 
+import torch
+
 from fusedoptim.metrics import regression
 from fusedoptim.metrics._inputs import check_flag
-from fusedoptim.metrics.metric import Metric, State
+from fusedoptim.metrics.metric import ORDER, Metric, State, opaque_to_dynamo, update_arguments
+
+
+def _grad(x):
+    return isinstance(x, torch.Tensor) and x.requires_grad
 
 
 class _MomentState(State):
@@ -44,9 +58,23 @@ class _RegressionMetric(Metric):
             f"regression moments, num_outputs={self.num_outputs}",
         )
 
-    def update(self, y_true, y_pred, sample_weight=None):
-        """Adds a batch: shapes (N,) or (N, num_outputs), optional weights (N,)."""
-        t, p, w, _ = regression.regression_inputs(y_true, y_pred, sample_weight, self.num_outputs)
+    _order_matters = False  # whether swapping y_true and y_pred changes the result
+
+    @opaque_to_dynamo
+    def update(self, y_true=None, y_pred=None, sample_weight=None, *, preds=None, target=None):
+        """Adds a batch. ``update(y_true, y_pred, sample_weight=None)``, scikit-learn's
+        order: shapes (N,) or (N, num_outputs), optional weights (N,). Or torchmetrics'
+        names, by keyword: ``update(preds=..., target=...)``."""
+        y_true, y_pred, names = update_arguments(self, y_true, y_pred, preds, target)
+        if self._order_matters and names[0] == "y_true" and _grad(y_true) and not _grad(y_pred):
+            raise ValueError(
+                f"{type(self).__name__}.update(): y_true requires grad and y_pred does not, "
+                f"as if a model output came first; {ORDER}. If this y_true is the truth, "
+                "pass y_true.detach()"
+            )
+        t, p, w, _ = regression.regression_inputs(
+            y_true, y_pred, sample_weight, self.num_outputs, names
+        )
         state = self._state
         state.follow(t.device)
         merged = regression.merge_moments(state.tensors, regression.batch_moments(t, p, w))
@@ -63,6 +91,7 @@ class _RegressionMetric(Metric):
 class MeanSquaredError(_RegressionMetric):
     """``sklearn.metrics.mean_squared_error`` over all batches; a float64 tensor."""
 
+    @opaque_to_dynamo
     def compute(self):
         return regression.mse_from(self._moments(), self.multioutput)
 
@@ -70,6 +99,7 @@ class MeanSquaredError(_RegressionMetric):
 class MeanAbsoluteError(_RegressionMetric):
     """``sklearn.metrics.mean_absolute_error`` over all batches; a float64 tensor."""
 
+    @opaque_to_dynamo
     def compute(self):
         return regression.mae_from(self._moments(), self.multioutput)
 
@@ -78,6 +108,7 @@ class R2Score(_RegressionMetric):
     """``sklearn.metrics.r2_score`` over all batches; a float64 tensor."""
 
     _allowed = ("raw_values", "uniform_average", "variance_weighted")
+    _order_matters = True
 
     def __init__(
         self,
@@ -91,5 +122,6 @@ class R2Score(_RegressionMetric):
         self.force_finite = force_finite
         super().__init__(num_outputs, multioutput=multioutput, share_state_with=share_state_with)
 
+    @opaque_to_dynamo
     def compute(self):
         return regression.r2_from(self._moments(), self.multioutput, self.force_finite)
