@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import torch
 
+from fusedoptim._opaque import opaque_to_dynamo
+
 # [note: metrics under torch.compile] update, compute and sync are each one opaque call
-# to dynamo: a compiled step that calls them gets one clean graph break there and
-# traces nothing inside. Traced, update breaks at the C++ kernel and recompiles on each
-# step (dynamo guards on the Python update counter that every update changes), compute
-# breaks at every host read (int(...) of a count), and a traced sync fails (gloo's
-# all_gather of 0-d tensors). reset, plain in-place zeroing, traces cleanly and stays
-# in the graph. torch._disable_dynamo is the lazily importing torch._dynamo.disable
-# that torch puts on Optimizer.zero_grad; torch.compiler.disable (which imports
-# torch._dynamo at once) is the public spelling where it is missing.
-opaque_to_dynamo = getattr(torch, "_disable_dynamo", None) or torch.compiler.disable
+# to dynamo (see [note: opaque to dynamo] in fusedoptim/_opaque.py): traced, update
+# breaks at the C++ kernel and recompiles on each step (dynamo guards on the Python
+# update counter that every update changes), compute breaks at every host read
+# (int(...) of a count), and a traced sync fails (gloo's all_gather of 0-d tensors).
+# reset, plain in-place zeroing, traces cleanly and stays in the graph.
 
 
 ORDER = (
