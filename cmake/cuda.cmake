@@ -96,6 +96,7 @@ string(REPLACE "-O3" "-O2" CMAKE_CUDA_FLAGS_RELEASE "${CMAKE_CUDA_FLAGS_RELEASE}
 add_library(fusedoptim_cuda STATIC
   csrc/cuda/adam_cuda.cu
   csrc/cuda/sgd_cuda.cu
+  csrc/cuda/quant_cuda.cu
   csrc/cuda/arch_probe.cu
   csrc/cuda/runtime.cpp
 )

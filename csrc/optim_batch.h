@@ -11,6 +11,21 @@
 
 namespace fusedoptim {
 
+// The distinct values of `steps`, in first-seen order; (*index)[i] is value i's
+// position among them. The CPU driver and the CUDA launcher build one set of
+// bias-corrected scalars per distinct step value.
+inline std::vector<double> distinct_steps(const std::vector<double>& steps,
+                                          std::vector<int32_t>* index) {
+  std::vector<double> distinct;
+  index->resize(steps.size());
+  for (size_t i = 0; i < steps.size(); ++i) {
+    auto it = std::find(distinct.begin(), distinct.end(), steps[i]);
+    (*index)[i] = static_cast<int32_t>(it - distinct.begin());
+    if (it == distinct.end()) distinct.push_back(steps[i]);
+  }
+  return distinct;
+}
+
 struct AdamBatch {
   ops::DType dtype = ops::DType::kFloat32;
   std::vector<int64_t> numels;
@@ -26,20 +41,6 @@ struct AdamBatch {
   std::vector<double> steps;
 
   size_t size() const { return numels.size(); }
-
-  // The distinct step values, in first-seen order; (*step_index)[i] is tensor
-  // i's position among them. Both the CPU driver and the CUDA launcher build
-  // one set of bias-corrected scalars per distinct value.
-  std::vector<double> distinct_steps(std::vector<int32_t>* step_index) const {
-    std::vector<double> distinct;
-    step_index->resize(size());
-    for (size_t i = 0; i < size(); ++i) {
-      auto it = std::find(distinct.begin(), distinct.end(), steps[i]);
-      (*step_index)[i] = static_cast<int32_t>(it - distinct.begin());
-      if (it == distinct.end()) distinct.push_back(steps[i]);
-    }
-    return distinct;
-  }
 };
 
 struct SgdBatch {

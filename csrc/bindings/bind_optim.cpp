@@ -10,6 +10,7 @@
 
 #include "bindings/bindings.h"
 #include "bindings/grad_watch.h"
+#include "bindings/step_args.h"
 #include "bindings/tensor_args.h"
 #include "bindings/written_spans.h"
 #include "cpu/optim_cpu.h"
@@ -22,60 +23,6 @@ using Addresses = std::vector<uintptr_t>;
 
 namespace fusedoptim::bindings {
 namespace {
-
-// Which of a GradWatch's planned grads a call updates, in call order (empty:
-// all of them, in order).
-std::vector<int64_t> checked_positions(const std::vector<int64_t>& positions, size_t count) {
-  if (!positions.empty() && positions.size() != count) {
-    throw py::value_error("grad_positions: expected one position per tensor (or none)");
-  }
-  for (int64_t position : positions) {
-    if (position < 0) throw py::value_error("grad_positions: negative position");
-  }
-  return positions;
-}
-
-// This step's grad addresses, in call order: a list of addresses, or the
-// grads a GradWatch has just collected (picked by `positions`).
-std::vector<const void*> grad_addresses(const py::handle grads,
-                                        const std::vector<int64_t>& positions,
-                                        const std::vector<int64_t>& numels, ops::DType dtype) {
-  Addresses raw;
-  if (py::isinstance<GradWatch>(grads)) {
-    const Addresses& collected = grads.cast<const GradWatch&>().grad_addresses();
-    if (positions.empty()) {
-      raw = collected;
-    } else {
-      for (int64_t position : positions) {
-        if (static_cast<size_t>(position) >= collected.size()) {
-          throw py::value_error("grad_positions: position " + std::to_string(position) +
-                                " is past the watched grads");
-        }
-        raw.push_back(collected[position]);
-      }
-    }
-  } else {
-    raw = grads.cast<Addresses>();
-  }
-  const std::vector<void*> checked = addresses(raw, "grads", numels, dtype);
-  return {checked.begin(), checked.end()};
-}
-
-// Runs a kernel launch without the GIL. Callers write the step's bookkeeping
-// (step counters, new-buffer flags) only after it returns, so a launch that
-// throws before any kernel has written (an allocation, a refused first CUDA
-// launch) leaves the step uncounted, as if it had not been taken. A CUDA
-// failure after some kernels were queued leaves a partly updated step that no
-// bookkeeping can repair.
-template <typename Launch>
-void launch_without_gil(const Launch& launch) {
-  py::gil_scoped_release release;
-  launch();
-}
-
-void check_finite_all(std::initializer_list<std::pair<double, const char*>> values) {
-  for (auto [value, name] : values) check_finite(value, name);
-}
 
 struct AdamCall {
   AdamBatch batch;  // grads and step values are filled by each step

@@ -28,11 +28,16 @@ void check_numels(const std::vector<int64_t>& numels) {
 
 std::vector<void*> addresses(const std::vector<uintptr_t>& raw, const char* name,
                              const std::vector<int64_t>& numels, ops::DType dtype) {
+  return addresses(raw, name, numels, ops::element_size(dtype));
+}
+
+std::vector<void*> addresses(const std::vector<uintptr_t>& raw, const char* name,
+                             const std::vector<int64_t>& numels, int element_size) {
   if (raw.size() != numels.size()) {
     throw py::value_error(std::string(name) + ": expected " + std::to_string(numels.size()) +
                           " addresses (one per tensor), got " + std::to_string(raw.size()));
   }
-  const uintptr_t align = static_cast<uintptr_t>(ops::element_size(dtype));
+  const uintptr_t align = static_cast<uintptr_t>(element_size);
   std::vector<void*> out(raw.size());
   for (size_t i = 0; i < raw.size(); ++i) {
     if (raw[i] == 0 && numels[i] != 0) {

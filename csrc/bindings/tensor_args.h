@@ -19,6 +19,9 @@ ops::DType dtype_from_code(int code);
 // unless the tensor is empty.
 std::vector<void*> addresses(const std::vector<uintptr_t>& raw, const char* name,
                              const std::vector<int64_t>& numels, ops::DType dtype);
+// The same for elements of `element_size` bytes (uint8 codes, float absmax).
+std::vector<void*> addresses(const std::vector<uintptr_t>& raw, const char* name,
+                             const std::vector<int64_t>& numels, int element_size);
 
 void check_numels(const std::vector<int64_t>& numels);
 void check_threads(int num_threads);

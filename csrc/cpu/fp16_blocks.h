@@ -19,9 +19,12 @@
 #include <immintrin.h>
 #endif
 
+#include "cpu/isa_build.h"
 #include "ops/storage.h"
 
 namespace fusedoptim::cpu {
+// See [note: one definition per ISA] in isa_build.h.
+inline namespace FUSEDOPTIM_ISA_NAMESPACE {
 
 // Six float streams of 2 KiB (Adam with amsgrad, the gradient included) stay
 // in L1 next to the fp16 data.
@@ -72,4 +75,5 @@ inline void narrow_block(const float* __restrict src, ops::Half* dst, int64_t n)
   for (; i < n; ++i) ops::store(dst + i, src[i]);
 }
 
+}  // namespace FUSEDOPTIM_ISA_NAMESPACE
 }  // namespace fusedoptim::cpu

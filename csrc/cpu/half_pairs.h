@@ -16,9 +16,12 @@
 #include <cstdint>
 #include <cstring>
 
+#include "cpu/isa_build.h"
 #include "ops/storage.h"
 
 namespace fusedoptim::cpu {
+// See [note: one definition per ISA] in isa_build.h.
+inline namespace FUSEDOPTIM_ISA_NAMESPACE {
 
 struct Bf16Pair {
   float even, odd;
@@ -40,4 +43,5 @@ FUSEDOPTIM_PAIR_INLINE void store_pair(ops::BFloat16* base, int64_t pair, float 
   memcpy(base + 2 * pair, &bits, sizeof(bits));
 }
 
+}  // namespace FUSEDOPTIM_ISA_NAMESPACE
 }  // namespace fusedoptim::cpu

@@ -20,9 +20,9 @@ const void* offset(const void* base, int64_t elements, int element_bytes) {
 void adam_step(const AdamBatch& batch, const ops::AdamHyper& hyper, int num_threads) {
   // One scalars set per distinct step value (almost always exactly one).
   std::vector<int32_t> variant;
-  const std::vector<double> distinct_steps = batch.distinct_steps(&variant);
+  const std::vector<double> step_values = distinct_steps(batch.steps, &variant);
   std::vector<AdamStepScalars> scalars;
-  for (double step : distinct_steps) {
+  for (double step : step_values) {
     scalars.push_back(
         {ops::adam_scalars<float>(hyper, step), ops::adam_scalars<double>(hyper, step)});
   }

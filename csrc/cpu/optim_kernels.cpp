@@ -13,6 +13,7 @@
 #include "cpu/fp16_blocks.h"
 #include "cpu/half_pairs.h"
 #include "cpu/isa_build.h"
+#include "cpu/static_dispatch.h"
 
 namespace fusedoptim::cpu {
 namespace {
@@ -235,60 +236,13 @@ void sgd_span(const SgdSpan& span, const SgdStepScalars& scalars) {
                                                                  span.numel - done, s);
 }
 
-// Turns runtime values into template arguments: with_bool(b, f) calls
-// f(std::integral_constant<bool, b>{}).
-template <typename F>
-void with_bool(bool value, F&& f) {
-  value ? f(std::true_type{}) : f(std::false_type{});
-}
-
-template <typename F>
-void with_storage_type(DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::kFloat32:
-      return f(float{});
-    case DType::kFloat64:
-      return f(double{});
-    case DType::kFloat16:
-      return f(Half{});
-    case DType::kBFloat16:
-      return f(BFloat16{});
-  }
-}
-
-template <typename F>
-void with_momentum_mode(MomentumMode mode, F&& f) {
-  using Mode = MomentumMode;
-  switch (mode) {
-    case Mode::kNone:
-      return f(std::integral_constant<Mode, Mode::kNone>{});
-    case Mode::kFirstStep:
-      return f(std::integral_constant<Mode, Mode::kFirstStep>{});
-    case Mode::kUpdate:
-      return f(std::integral_constant<Mode, Mode::kUpdate>{});
-  }
-}
-
-// The L1 step is compiled out when its threshold is 0, and the grad
-// multiplies when both factors are 1: there each is the identity bit for bit
-// (see [note: options without branches] in ops/adam.h).
-template <typename S, typename Scalars>
-bool has_l1(const Scalars& s) {
-  return pick<MathType<S>>(s).l1_threshold != 0;
-}
-template <typename S, typename Scalars>
-bool scales_grad(const Scalars& s) {
-  const auto& math = pick<MathType<S>>(s);
-  return !(math.grad_unscale == 1 && math.signed_grad_clip == 1);
-}
-
 void adam(DType dtype, AdamVariant variant, const AdamSpan& span, const AdamStepScalars& s) {
   with_storage_type(dtype, [&](auto storage) {
     using S = decltype(storage);
     with_bool(variant.amsgrad, [&](auto amsgrad) {
       with_bool(variant.coupled_decay, [&](auto coupled) {
-        with_bool(has_l1<S>(s), [&](auto l1) {
-          with_bool(scales_grad<S>(s), [&](auto scale) {
+        with_bool(has_l1(pick<MathType<S>>(s)), [&](auto l1) {
+          with_bool(scales_grad(pick<MathType<S>>(s)), [&](auto scale) {
             adam_span<amsgrad(), coupled(), l1(), scale(), S>(span, s);
           });
         });
@@ -303,8 +257,8 @@ void sgd(DType dtype, SgdVariant variant, const SgdSpan& span, const SgdStepScal
     with_momentum_mode(variant.mode, [&](auto mode) {
       with_bool(variant.nesterov && variant.mode != MomentumMode::kNone, [&](auto nesterov) {
         with_bool(variant.coupled_decay, [&](auto coupled) {
-          with_bool(has_l1<S>(s), [&](auto l1) {
-            with_bool(scales_grad<S>(s), [&](auto scale) {
+          with_bool(has_l1(pick<MathType<S>>(s)), [&](auto l1) {
+            with_bool(scales_grad(pick<MathType<S>>(s)), [&](auto scale) {
               sgd_span<mode(), nesterov(), coupled(), l1(), scale(), S>(span, s);
             });
           });

@@ -57,13 +57,13 @@ void adam_step(const AdamBatch& batch, const ops::AdamHyper& hyper, int device, 
   const DeviceGuard guard(device);
   // One scalars set per distinct step value, as on the CPU (cpu/optim_cpu.cpp).
   std::vector<int32_t> variants;
-  const std::vector<double> distinct_steps = batch.distinct_steps(&variants);
+  const std::vector<double> step_values = distinct_steps(batch.steps, &variants);
   const auto cuda_stream = reinterpret_cast<cudaStream_t>(stream);
   dispatch_storage(batch.dtype, [&](auto storage) {
     using S = decltype(storage);
     using M = ops::MathType<S>;
     std::vector<ops::AdamScalars<M>> scalars;
-    for (double step : distinct_steps) scalars.push_back(ops::adam_scalars<M>(hyper, step));
+    for (double step : step_values) scalars.push_back(ops::adam_scalars<M>(hyper, step));
     // The options that change the data flow are template parameters of the
     // ops/ function (see [note: options without branches] in ops/adam.h).
     const int variant = int(hyper.amsgrad) * 2 + int(hyper.coupled_decay());

@@ -32,14 +32,13 @@ constexpr int kScalarsParamBytes = 256;
 
 // How many tensors and blocks one table holds, for `kDepth` pointer streams
 // (Adam: param, grad, exp_avg, exp_avg_sq [, max_exp_avg_sq]; SGD: param, grad
-// [, momentum_buffer]). A tensor slot costs kDepth addresses + a numel; a
-// block slot costs a chunk index + a tensor slot index (6 bytes). Blocks get
-// a fixed share (320 is apex's 4 KiB choice; 2048 blocks of 64K elements is
-// 128M elements per launch, far beyond what keeps an H100 busy); tensors take
-// the rest.
+// [, momentum_buffer]; with 8-bit state, codes and absmax per moment: up to 8). A tensor slot costs
+// kDepth addresses + a numel; a block slot costs a chunk index + a tensor slot index (6 bytes).
+// Blocks get a fixed share (320 is apex's 4 KiB choice; 2048 blocks of 64K elements is 128M
+// elements per launch, far beyond what keeps an H100 busy); tensors take the rest.
 template <int kDepth, int kParamBytes>
 struct TableCapacity {
-  static_assert(kDepth >= 2 && kDepth <= 5, "one param and one grad stream at least");
+  static_assert(kDepth >= 2 && kDepth <= 8, "one param and one grad stream at least");
   static constexpr int kBytes = kParamBytes - kScalarsParamBytes;
   static constexpr int kBlocks = kParamBytes >= kLargeParamBytes ? 2048 : 320;
   static constexpr int kTensors = (kBytes - kBlocks * int(sizeof(int32_t) + sizeof(uint16_t))) /
@@ -63,8 +62,8 @@ constexpr bool table_fits() {
   return sizeof(LaunchTable<kDepth, kParamBytes>) <= size_t(kParamBytes - kScalarsParamBytes) &&
          TableCapacity<kDepth, kParamBytes>::kTensors <= 65535;
 }
-static_assert(table_fits<2, kSmallParamBytes>() && table_fits<5, kSmallParamBytes>(), "4 KiB");
-static_assert(table_fits<2, kLargeParamBytes>() && table_fits<5, kLargeParamBytes>(), "32 KiB");
+static_assert(table_fits<2, kSmallParamBytes>() && table_fits<8, kSmallParamBytes>(), "4 KiB");
+static_assert(table_fits<2, kLargeParamBytes>() && table_fits<8, kLargeParamBytes>(), "32 KiB");
 
 // The elements one block updates: [begin, begin + count) of tensor slot `slot`.
 struct BlockExtent {

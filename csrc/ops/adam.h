@@ -50,9 +50,9 @@ struct AdamScalars {
 // (w - 1 == -(1 - w) exactly), which also keeps the CPU loop branch-free.
 template <typename M>
 FUSEDOPTIM_HOST_DEVICE M torch_lerp(M self, M end, M weight) {
-  const bool small_weight = math_abs(weight) < M(0.5);
+  const auto small_weight = math_abs(weight) < 0.5f;
   const M base = small_weight ? self : end;
-  const M coeff = small_weight ? weight : weight - M(1);
+  const M coeff = small_weight ? weight : weight - 1.0f;
   return math_fma(coeff, end - self, base);
 }
 
@@ -63,10 +63,13 @@ FUSEDOPTIM_HOST_DEVICE M torch_lerp(M self, M end, M weight) {
 // passes over a block: the divider (sqrt, then division) has the longest
 // latency there, and a loop with one long-latency operation and few dependents
 // per element keeps it busy where the fused loop left it idle
-// (cpu/optim_kernels.cpp).
+// (cpu/optim_kernels.cpp). adam_moments is itself adam_second_moment (the
+// moments' update) and adam_denominator (from the second moment's square
+// root), which the 8-bit state loops call apart: they keep that square root
+// (cpu/quant_kernels.cpp).
 template <bool kAmsgrad, bool kCoupledDecay, bool kScaleGrad = true, typename M>
-FUSEDOPTIM_HOST_DEVICE M adam_moments(M& param, M grad, M& exp_avg, M& exp_avg_sq,
-                                      M& max_exp_avg_sq, const AdamScalars<M>& s) {
+FUSEDOPTIM_HOST_DEVICE M adam_second_moment(M& param, M grad, M& exp_avg, M& exp_avg_sq,
+                                            M& max_exp_avg_sq, const AdamScalars<M>& s) {
   if (kScaleGrad) {
     grad = grad * s.grad_unscale;  // scaler.unscale_(), clip_grad_norm_(), -grad: in torch's order
     grad = grad * s.signed_grad_clip;
@@ -77,15 +80,25 @@ FUSEDOPTIM_HOST_DEVICE M adam_moments(M& param, M grad, M& exp_avg, M& exp_avg_s
   exp_avg_sq = exp_avg_sq * s.beta2;
   // addcmul_(grad, grad, value): torch fuses (value * grad) * grad + exp_avg_sq.
   exp_avg_sq = math_fma(s.one_minus_beta2 * grad, grad, exp_avg_sq);
-  M second_moment = exp_avg_sq;
-  if (kAmsgrad) {
-    max_exp_avg_sq = nan_propagating_max(max_exp_avg_sq, exp_avg_sq);
-    second_moment = max_exp_avg_sq;
-  }
-  // torch divides by sqrt(1 - beta2^t); multiplying by its reciprocal (exact
-  // once beta2^t underflows, within 1 ulp before) leaves the divider to the
-  // one division that matters.
-  return math_sqrt(second_moment) * s.inv_bias_correction2_sqrt + s.eps;
+  if (!kAmsgrad) return exp_avg_sq;
+  max_exp_avg_sq = nan_propagating_max(max_exp_avg_sq, exp_avg_sq);
+  return max_exp_avg_sq;
+}
+
+// torch divides by sqrt(1 - beta2^t); multiplying by its reciprocal (exact
+// once beta2^t underflows, within 1 ulp before) leaves the divider to the one
+// division that matters.
+template <typename M>
+FUSEDOPTIM_HOST_DEVICE M adam_denominator(M second_moment_root, const AdamScalars<M>& s) {
+  return second_moment_root * s.inv_bias_correction2_sqrt + s.eps;
+}
+
+template <bool kAmsgrad, bool kCoupledDecay, bool kScaleGrad = true, typename M>
+FUSEDOPTIM_HOST_DEVICE M adam_moments(M& param, M grad, M& exp_avg, M& exp_avg_sq,
+                                      M& max_exp_avg_sq, const AdamScalars<M>& s) {
+  const M second_moment = adam_second_moment<kAmsgrad, kCoupledDecay, kScaleGrad>(
+      param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, s);
+  return adam_denominator(math_sqrt(second_moment), s);
 }
 
 template <bool kL1 = true, typename M>

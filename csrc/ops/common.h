@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 
 #if defined(__CUDACC__)
 #define FUSEDOPTIM_HOST_DEVICE __host__ __device__ __forceinline__
@@ -11,6 +12,16 @@
 #endif
 
 namespace fusedoptim::ops {
+
+// [note: vector math types] The update functions of ops/ are templates over
+// their math type M: float or double for the CUDA kernels and the CPU's
+// auto-vectorized loops, or a CPU vector type (GCC vector extensions, see
+// cpu/float_lanes.h) where a loop is written with explicit vectors. They use
+// only the operators such types share, and these math_* functions: overloads
+// for float and double, and for any other M the static members of
+// VectorMath<M>, which the CPU code specializes.
+template <typename M>
+struct VectorMath;
 
 // Overloads rather than std:: calls: device code has no std::sqrt(float), and
 // the float overload must never silently promote to double.
@@ -42,6 +53,31 @@ FUSEDOPTIM_HOST_DEVICE double math_fma(double a, double b, double c) { return fm
 FUSEDOPTIM_HOST_DEVICE float math_fma(float a, float b, float c) { return a * b + c; }
 FUSEDOPTIM_HOST_DEVICE double math_fma(double a, double b, double c) { return a * b + c; }
 #endif
+
+template <typename M>
+FUSEDOPTIM_HOST_DEVICE M math_sqrt(M x) {
+  return VectorMath<M>::sqrt(x);
+}
+template <typename M>
+FUSEDOPTIM_HOST_DEVICE M math_abs(M x) {
+  return VectorMath<M>::abs(x);
+}
+template <typename M>
+FUSEDOPTIM_HOST_DEVICE M math_copysign(M x, M s) {
+  return VectorMath<M>::copysign(x, s);
+}
+template <typename M>
+FUSEDOPTIM_HOST_DEVICE M math_fma(M a, M b, M c) {
+  return VectorMath<M>::fma(a, b, c);
+}
+
+// The smaller of two unsigned integers (lanes): one instruction on vectors,
+// where a compare and a select would be two.
+FUSEDOPTIM_HOST_DEVICE uint32_t math_min(uint32_t a, uint32_t b) { return a < b ? a : b; }
+template <typename U>
+FUSEDOPTIM_HOST_DEVICE U math_min(U a, U b) {
+  return VectorMath<U>::min(a, b);
+}
 
 // torch.maximum semantics: NaN wins, so a NaN in exp_avg_sq reaches
 // max_exp_avg_sq exactly as it does in torch.optim.Adam(amsgrad=True).

@@ -14,7 +14,7 @@ namespace fusedoptim::ops {
 template <typename M>
 FUSEDOPTIM_HOST_DEVICE M l1_proximal(M p, M threshold) {
   const M shrunk = math_abs(p) - threshold;
-  return math_copysign(shrunk < M(0) ? M(0) : shrunk, p);
+  return math_copysign(shrunk < 0.0f ? M{} : shrunk, p);
 }
 
 }  // namespace fusedoptim::ops

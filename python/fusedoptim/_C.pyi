@@ -82,6 +82,101 @@ def sgd_step(
     num_threads: int,
     stream: int = 0,
 ) -> None: ...
+class Adam8bitCall:
+    device: int
+    def __init__(
+        self,
+        *,
+        dtype: int,
+        block_size: int,
+        numels: list[int],
+        params: list[int],
+        exp_avg_codes: list[int],
+        exp_avg_absmax: list[int],
+        exp_avg_sq_codes: list[int],
+        exp_avg_sq_absmax: list[int],
+        max_exp_avg_sq_codes: list[int],
+        max_exp_avg_sq_absmax: list[int],
+        steps: list[int],
+        step_dtype: int,
+        device: int = -1,
+        grad_positions: list[int] = ...,
+    ) -> None: ...
+
+class Sgd8bitCall:
+    device: int
+    def __init__(
+        self,
+        *,
+        dtype: int,
+        block_size: int,
+        numels: list[int],
+        params: list[int],
+        momentum_buffer_codes: list[int],
+        momentum_buffer_absmax: list[int],
+        new_buffers: list[bool],
+        device: int = -1,
+        grad_positions: list[int] = ...,
+    ) -> None: ...
+
+def adam8bit_step(
+    call: Adam8bitCall,
+    grads: list[int] | GradWatch,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    l1: float,
+    decoupled_weight_decay: bool,
+    amsgrad: bool,
+    maximize: bool,
+    grad_unscale: float = 1.0,
+    grad_clip: float = 1.0,
+    num_threads: int,
+    stream: int = 0,
+) -> None: ...
+def sgd8bit_step(
+    call: Sgd8bitCall,
+    grads: list[int] | GradWatch,
+    *,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    l1: float,
+    nesterov: bool,
+    maximize: bool,
+    grad_unscale: float = 1.0,
+    grad_clip: float = 1.0,
+    num_threads: int,
+    stream: int = 0,
+) -> None: ...
+def quantize_moment(
+    *,
+    kind: int,
+    values: int,
+    codes: int,
+    absmax: int,
+    numel: int,
+    block_size: int,
+    device: int = -1,
+    num_threads: int,
+    stream: int = 0,
+) -> None: ...
+def dequantize_moment(
+    *,
+    kind: int,
+    codes: int,
+    absmax: int,
+    values: int,
+    numel: int,
+    block_size: int,
+    device: int = -1,
+    num_threads: int,
+    stream: int = 0,
+) -> None: ...
 def build_info() -> dict[str, Any]: ...
 def set_isa(name: str) -> None: ...
 def storage_to_float(dtype: int, src: int, dst: int, n: int) -> None: ...

@@ -9,15 +9,27 @@ from fusedoptim import _backend, functional, metrics, penalties
 from fusedoptim._backend import set_num_threads
 from fusedoptim._info import info
 from fusedoptim.early_stopping import EarlyStopping
-from fusedoptim.optim import SGD, Adam, AdamW
+from fusedoptim.optim import (
+    SGD,
+    Adam,
+    Adam8bit,
+    AdamW,
+    AdamW8bit,
+    SGD8bit,
+    dequantized_state_dict,
+)
 from fusedoptim.penalties import clip_grad_norm_
 
 __version__ = _backend.version()
 
 __all__ = [
     "SGD",
+    "SGD8bit",
     "Adam",
+    "Adam8bit",
     "AdamW",
+    "AdamW8bit",
+    "dequantized_state_dict",
     "EarlyStopping",
     "clip_grad_norm_",
     "functional",

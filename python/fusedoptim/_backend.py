@@ -147,6 +147,101 @@ def sgd_call(
     )
 
 
+def adam8bit_call(
+    params: Sequence[torch.Tensor],
+    exp_avg: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    exp_avg_sq: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    max_exp_avg_sq: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    steps: Sequence[torch.Tensor],
+    block_size: int,
+    grad_positions: Sequence[int] = (),
+) -> _C.Adam8bitCall:
+    """A fused Adam call with 8-bit moments (see adam_call): each moment is a
+    list of (codes, absmax) pairs, one per param (uint8 codes laid out like the
+    param, a float32 absmax per block of ``block_size`` elements)."""
+    return _C.Adam8bitCall(
+        dtype=dtype_code(params[0]),
+        block_size=block_size,
+        numels=[_numel(p) for p in params],
+        params=addresses(params),
+        exp_avg_codes=addresses([c for c, _ in exp_avg]),
+        exp_avg_absmax=addresses([a for _, a in exp_avg]),
+        exp_avg_sq_codes=addresses([c for c, _ in exp_avg_sq]),
+        exp_avg_sq_absmax=addresses([a for _, a in exp_avg_sq]),
+        max_exp_avg_sq_codes=addresses([c for c, _ in max_exp_avg_sq]),
+        max_exp_avg_sq_absmax=addresses([a for _, a in max_exp_avg_sq]),
+        steps=addresses(steps),
+        step_dtype=step_dtype_code(steps[0]),
+        device=device_index(params[0]),
+        grad_positions=list(grad_positions),
+    )
+
+
+def sgd8bit_call(
+    params: Sequence[torch.Tensor],
+    momentum_buffers: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    new_buffers: Sequence[bool],
+    block_size: int,
+    grad_positions: Sequence[int] = (),
+) -> _C.Sgd8bitCall:
+    """A fused SGD call with 8-bit momentum buffers (see sgd_call and adam8bit_call)."""
+    return _C.Sgd8bitCall(
+        dtype=dtype_code(params[0]),
+        block_size=block_size,
+        numels=[_numel(p) for p in params],
+        params=addresses(params),
+        momentum_buffer_codes=addresses([c for c, _ in momentum_buffers]),
+        momentum_buffer_absmax=addresses([a for _, a in momentum_buffers]),
+        new_buffers=list(new_buffers) if momentum_buffers else [],
+        device=device_index(params[0]),
+        grad_positions=list(grad_positions),
+    )
+
+
+# Codes shared with csrc/cpu/quant_kernels.h (enum class MomentKind).
+SIGNED_MOMENT = 0
+SECOND_MOMENT = 1
+
+
+def quantize_moment(
+    kind: int, values: torch.Tensor, codes: torch.Tensor, absmax: torch.Tensor, block_size: int
+) -> None:
+    """Encodes dense float32 ``values`` into ``codes`` (uint8, laid out alike) and
+    ``absmax`` (float32, one per block of their memory order), on their device."""
+    device = device_index(values)
+    with _on_device(device):
+        _C.quantize_moment(
+            kind=kind,
+            values=address(values),
+            codes=address(codes),
+            absmax=address(absmax),
+            numel=values.numel(),
+            block_size=block_size,
+            device=device,
+            num_threads=resolve_num_threads(),
+            stream=cuda_stream(device),
+        )
+
+
+def dequantize_moment(
+    kind: int, codes: torch.Tensor, absmax: torch.Tensor, values: torch.Tensor, block_size: int
+) -> None:
+    """Decodes what quantize_moment encoded into dense float32 ``values``."""
+    device = device_index(values)
+    with _on_device(device):
+        _C.dequantize_moment(
+            kind=kind,
+            codes=address(codes),
+            absmax=address(absmax),
+            values=address(values),
+            numel=values.numel(),
+            block_size=block_size,
+            device=device,
+            num_threads=resolve_num_threads(),
+            stream=cuda_stream(device),
+        )
+
+
 def grad_watch(
     group_params: list[torch.Tensor], params: list[torch.Tensor], is_outside: list[bool]
 ) -> _C.GradWatch:
@@ -189,13 +284,15 @@ def adam_step(
     grad_clip: float = 1.0,
     num_threads: int | None = None,
 ) -> None:
-    """One fused Adam/AdamW step over ``call``'s tensors.
+    """One fused Adam/AdamW step over ``call``'s tensors (an AdamCall or an
+    Adam8bitCall).
 
     Each grad is multiplied by ``grad_unscale`` (1 / GradScaler scale) and then
     by ``grad_clip`` (the max_grad_norm coefficient) inside the kernel.
     """
+    native = _C.adam8bit_step if isinstance(call, _C.Adam8bitCall) else _C.adam_step
     with _on_device(call.device):
-        _C.adam_step(
+        native(
             call,
             _grad_argument(grads),
             lr=lr,
@@ -230,8 +327,9 @@ def sgd_step(
     num_threads: int | None = None,
 ) -> None:
     """One fused SGD step over ``call``'s tensors (see adam_step)."""
+    native = _C.sgd8bit_step if isinstance(call, _C.Sgd8bitCall) else _C.sgd_step
     with _on_device(call.device):
-        _C.sgd_step(
+        native(
             call,
             _grad_argument(grads),
             lr=lr,

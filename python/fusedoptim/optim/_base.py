@@ -33,6 +33,14 @@ from fusedoptim._opaque import opaque_to_dynamo
 from fusedoptim._overlap import overlap_levels, shares_memory
 from fusedoptim.optim._dtensor import local_tensor
 from fusedoptim.optim._plan import Batch, GroupPlan, VersionedState, versioned
+from fusedoptim.optim._state_precision import (
+    DEFAULT_BLOCK_SIZE,
+    GROUP_KEYS,
+    dequantize_entry,
+    is_quantized,
+    quantize_entry,
+    take_quantized,
+)
 from fusedoptim.penalties import global_grad_norm
 
 __all__ = ["Batch", "FusedOptimizer", "Item", "fused_calls"]
@@ -64,6 +72,11 @@ class FusedOptimizer(Optimizer):
     # Whether params with a sparse grad (nn.Embedding(sparse=True)) are updated,
     # through ``_step_sparse``: torch.optim.SGD takes them, Adam/AdamW refuse them.
     _takes_sparse_grads = False
+
+    # Whether large params keep their moments in 8-bit form (the *8bit
+    # optimizers; see _state_precision.py): params of at least the group's
+    # min_8bit_size elements, of any type but float64.
+    _quantizes_state = False
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         if defaults.get("capturable"):
@@ -406,11 +419,14 @@ class FusedOptimizer(Optimizer):
                 group.setdefault(key, value)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a fusedoptim or torch.optim state dict.
+        """Load a fusedoptim or torch.optim state dict, of either state precision.
 
         Group options missing from the saved dict (``l1`` in a torch.optim
         state dict, keys newer than the saving version) keep this optimizer's
-        current values instead of falling back to defaults.
+        current values instead of falling back to defaults. Each param's
+        moments then take the form this optimizer keeps for it: 8-bit moments
+        are dequantized by the float-state optimizers, float moments quantized
+        by the 8-bit ones (see [note: 8-bit state layout]).
         """
         state_dict = dict(state_dict)
         saved_groups = [dict(g) for g in state_dict["param_groups"]]
@@ -419,7 +435,41 @@ class FusedOptimizer(Optimizer):
                 if key not in ("params", "param_names"):
                     saved.setdefault(key, value)
         state_dict["param_groups"] = saved_groups
+        state_dict, quantized = take_quantized(state_dict)
         super().load_state_dict(state_dict)
+        saved_ids = iter([index for group in saved_groups for index in group["params"]])
+        for group in self.param_groups:
+            block_size = group.get("block_size", DEFAULT_BLOCK_SIZE)
+            if not self._quantizes_state:
+                for key in GROUP_KEYS:
+                    group.pop(key, None)
+            for p in group["params"]:
+                taken = quantized.get(next(saved_ids, None))
+                if taken is None and p not in self.state:
+                    continue
+                entry = self.state[p]
+                entry.update({key: value.to(p.device) for key, value in (taken or {}).items()})
+                if is_quantized(entry) and not self._keeps_8bit(p, group):
+                    dequantize_entry(entry, p, block_size)
+                elif not is_quantized(entry) and self._keeps_8bit(p, group):
+                    quantize_entry(entry, p, block_size)
+
+    def _keeps_8bit(self, p: torch.Tensor, group: dict[str, Any]) -> bool:
+        """Whether a param's moments take the 8-bit form (see _quantizes_state)."""
+        return (
+            self._quantizes_state
+            and real_view(p).dtype != torch.float64
+            and p.numel() >= group["min_8bit_size"]
+        )
+
+    def _block_size(self, group: dict[str, Any], name: str) -> int:
+        block_size = group.get("block_size")
+        if block_size is None:
+            raise ValueError(
+                f"{name}: the state holds 8-bit moments, which {type(self).__name__} does not "
+                "keep; load them through load_state_dict(), which converts them to float"
+            )
+        return block_size
 
 
 def _grads_of(prepared: tuple) -> list[torch.Tensor]:

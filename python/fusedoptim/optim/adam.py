@@ -19,6 +19,16 @@ from fusedoptim.optim._base import (
     real_view,
     to_float,
 )
+from fusedoptim.optim._state_precision import (
+    GROUP_KEYS,
+    absmax_key,
+    check_codes,
+    codes_key,
+    is_quantized,
+    new_codes,
+)
+
+MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
 
 class Adam(FusedOptimizer):
@@ -130,11 +140,18 @@ class Adam(FusedOptimizer):
         state = self.state.get(p) or None
         if state is None:
             return None, []
-        for key in ("step", "exp_avg", "exp_avg_sq"):
+        quantized = is_quantized(state)
+        moments = ("exp_avg", "exp_avg_sq")
+        for key in ("step", *(codes_key(m) if quantized else m for m in moments)):
             if key not in state:
                 raise KeyError(f"{name}: optimizer state has no '{key}'")
         check_step_counter(state["step"], name)
-        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+        if quantized:
+            present = [m for m in MOMENTS if codes_key(m) in state]
+            for moment in present if group["amsgrad"] else moments:
+                check_codes(name, like, moment, state, self._block_size(group, name))
+            return state, []
+        for key in MOMENTS:
             if key in state:
                 # Only the layout changes, never a value, so a step refused
                 # later still loses nothing.
@@ -150,35 +167,53 @@ class Adam(FusedOptimizer):
     _hyperparameter_keys = ("lr", "betas", "eps", "weight_decay", "l1")
 
     def _structure(self, group: dict[str, Any]) -> tuple:
-        return (bool(group["amsgrad"]),)
+        return (bool(group["amsgrad"]), *(group.get(key) for key in GROUP_KEYS))
 
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
-        keys = ("step", "exp_avg", "exp_avg_sq")
-        return keys + ("max_exp_avg_sq",) if group["amsgrad"] else keys
+        moments = MOMENTS if group["amsgrad"] else MOMENTS[:2]
+        keys = ("step", *moments)
+        if self._quantizes_state:
+            keys += tuple(k for m in moments for k in (codes_key(m), absmax_key(m)))
+        return keys
 
     def _create_state(self, group: dict[str, Any], items: list[Item]) -> None:
         for item in items:
-            self._state_for(item.param, group["amsgrad"])
+            self._state_for(item.param, group)
 
     def _batches(self, group: dict[str, Any], items: list[Item]) -> list[Batch]:
         amsgrad = group["amsgrad"]
+        moments = MOMENTS if amsgrad else MOMENTS[:2]
         states = [self.state[item.param] for item in items]
+        forms = [is_quantized(state) for state in states]
 
         def key(position: int) -> tuple:
-            return real_view(items[position].param).dtype, states[position]["step"].dtype
+            state = states[position]
+            return real_view(items[position].param).dtype, state["step"].dtype, forms[position]
 
         batches = []
         for positions in fused_calls(items, key):
             params = [real_view(items[i].updated) for i in positions]
             chosen = [states[i] for i in positions]
-            call = _backend.adam_call(
-                params,
-                [real_view(s["exp_avg"]) for s in chosen],
-                [real_view(s["exp_avg_sq"]) for s in chosen],
-                [real_view(s["max_exp_avg_sq"]) for s in chosen] if amsgrad else [],
-                [s["step"] for s in chosen],
-                grad_positions=positions,
-            )
+            steps = [s["step"] for s in chosen]
+            if forms[positions[0]]:
+                pairs = [[(s[codes_key(m)], s[absmax_key(m)]) for s in chosen] for m in moments]
+                call = _backend.adam8bit_call(
+                    params,
+                    *pairs[:2],
+                    pairs[2] if amsgrad else [],
+                    steps,
+                    self._block_size(group, "Adam8bit"),
+                    grad_positions=positions,
+                )
+            else:
+                floats = [[real_view(s[m]) for s in chosen] for m in moments]
+                call = _backend.adam_call(
+                    params,
+                    *floats[:2],
+                    floats[2] if amsgrad else [],
+                    steps,
+                    grad_positions=positions,
+                )
             batches.append(Batch(positions, call))
         return batches
 
@@ -199,16 +234,20 @@ class Adam(FusedOptimizer):
     def _launch(self, batch: Batch, grads: _backend.Grads, hyper: dict[str, Any]) -> None:
         _backend.adam_step(batch.call, grads, **hyper)
 
-    def _state_for(self, p: Tensor, amsgrad: bool) -> dict[str, Any]:
+    def _state_for(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         state = self.state[p]
+        quantized = is_quantized(state) if state else self._keeps_8bit(p, group)
+        moments = MOMENTS if group["amsgrad"] else MOMENTS[:2]
         if not state:
             # torch keeps `step` on the CPU (note: [special device hosting for
             # step]); the host reads it to compute the bias corrections.
             state["step"] = torch.tensor(0.0, dtype=_get_scalar_dtype())
-            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        if amsgrad and "max_exp_avg_sq" not in state:
-            state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        for moment in moments:
+            if quantized and codes_key(moment) not in state:
+                codes, absmax = new_codes(p, group["block_size"])
+                state[codes_key(moment)], state[absmax_key(moment)] = codes, absmax
+            elif not quantized and moment not in state:
+                state[moment] = torch.zeros_like(p, memory_format=torch.preserve_format)
         return state
 
 

@@ -18,6 +18,16 @@ from fusedoptim.optim._base import (
     real_view,
     to_float,
 )
+from fusedoptim.optim._state_precision import (
+    GROUP_KEYS,
+    absmax_key,
+    check_codes,
+    codes_key,
+    is_quantized,
+    new_codes,
+)
+
+BUFFER = "momentum_buffer"
 
 
 class SGD(FusedOptimizer):
@@ -110,6 +120,11 @@ class SGD(FusedOptimizer):
     _takes_sparse_grads = True
 
     def _check_sparse_item(self, name: str, p: Tensor, grad: Tensor, group: dict[str, Any]) -> Any:
+        if is_quantized(self.state.get(p, {})):
+            raise ValueError(
+                f"{name}: grad is sparse but the momentum buffer is 8-bit (the param had dense "
+                "grads before); torch's sparse SGD step needs a float buffer"
+            )
         for key, allowed, why in [
             ("weight_decay", 0, "torch.optim.SGD cannot add a dense param to a sparse grad"),
             ("l1", 0, "the proximal step is dense"),
@@ -166,6 +181,9 @@ class SGD(FusedOptimizer):
         if group["momentum"] == 0:
             return None, []
         state = self.state.get(p)
+        if state and is_quantized(state):
+            check_codes(name, like, "momentum_buffer", state, self._block_size(group, name))
+            return state, []
         buffer = state.get("momentum_buffer") if state else None
         if buffer is None:
             return None, []
@@ -181,39 +199,58 @@ class SGD(FusedOptimizer):
     _hyperparameter_keys = ("lr", "momentum", "dampening", "weight_decay", "l1")
 
     def _structure(self, group: dict[str, Any]) -> tuple:
-        return (group["momentum"] != 0,)
+        return (group["momentum"] != 0, *(group.get(key) for key in GROUP_KEYS))
 
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         # Without momentum there is no state at all (as in torch.optim.SGD).
-        return ("momentum_buffer",) if group["momentum"] != 0 else ()
+        if group["momentum"] == 0:
+            return ()
+        if self._quantizes_state:
+            return (BUFFER, codes_key(BUFFER), absmax_key(BUFFER))
+        return (BUFFER,)
 
     def _create_state(self, group: dict[str, Any], items: list[Item]) -> None:
         if group["momentum"] == 0:
             return
         for item in items:
-            if item.existing is None:
-                # Filled by the kernel: torch starts the buffer as a copy of the
-                # (decayed) gradient, which is exactly what the first step writes.
-                self.state[item.param]["momentum_buffer"] = torch.empty_like(
-                    item.param, memory_format=torch.preserve_format
-                )
+            if item.existing is not None:
+                continue
+            # Filled by the kernel: torch starts the buffer as a copy of the
+            # (decayed) gradient, which is exactly what the first step writes.
+            state = self.state[item.param]
+            if self._keeps_8bit(item.param, group):
+                codes, absmax = new_codes(item.param, group["block_size"])
+                state[codes_key(BUFFER)], state[absmax_key(BUFFER)] = codes, absmax
+            else:
+                state[BUFFER] = torch.empty_like(item.param, memory_format=torch.preserve_format)
 
     def _batches(self, group: dict[str, Any], items: list[Item]) -> list[Batch]:
         has_momentum = group["momentum"] != 0
+        states = [self.state.get(item.param, {}) for item in items]
+        forms = [has_momentum and is_quantized(state) for state in states]
+
+        def key(position: int) -> tuple:
+            return real_view(items[position].param).dtype, forms[position]
+
         batches = []
-        for positions in fused_calls(items, lambda i: real_view(items[i].param).dtype):
+        for positions in fused_calls(items, key):
             chosen = [items[i] for i in positions]
-            buffers = (
-                [real_view(self.state[item.param]["momentum_buffer"]) for item in chosen]
-                if has_momentum
-                else []
-            )
-            call = _backend.sgd_call(
-                [real_view(item.updated) for item in chosen],
-                buffers,
-                [item.existing is None for item in chosen],
-                grad_positions=positions,
-            )
+            params = [real_view(item.updated) for item in chosen]
+            new_buffers = [item.existing is None for item in chosen]
+            if forms[positions[0]]:
+                buffers = [
+                    (states[i][codes_key(BUFFER)], states[i][absmax_key(BUFFER)]) for i in positions
+                ]
+                call = _backend.sgd8bit_call(
+                    params,
+                    buffers,
+                    new_buffers,
+                    self._block_size(group, "SGD8bit"),
+                    grad_positions=positions,
+                )
+            else:
+                buffers = [real_view(states[i][BUFFER]) for i in positions] if has_momentum else []
+                call = _backend.sgd_call(params, buffers, new_buffers, grad_positions=positions)
             batches.append(Batch(positions, call))
         return batches
 

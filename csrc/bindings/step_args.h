@@ -1,0 +1,40 @@
+// What every fused step binding does with its arguments, shared by the float
+// state calls (bind_optim.cpp) and the 8-bit state calls (bind_quant.cpp).
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <utility>
+#include <vector>
+
+#include "ops/storage.h"
+
+namespace fusedoptim::bindings {
+
+// Which of a GradWatch's planned grads a call updates, in call order (empty:
+// all of them, in order); throws ValueError unless one per tensor.
+std::vector<int64_t> checked_positions(const std::vector<int64_t>& positions, size_t count);
+
+// This step's grad addresses, in call order: a list of addresses, or the
+// grads a GradWatch has just collected (picked by `positions`).
+std::vector<const void*> grad_addresses(pybind11::handle grads,
+                                        const std::vector<int64_t>& positions,
+                                        const std::vector<int64_t>& numels, ops::DType dtype);
+
+void check_finite_all(std::initializer_list<std::pair<double, const char*>> values);
+
+// Runs a kernel launch without the GIL. Callers write the step's bookkeeping
+// (step counters, new-buffer flags) only after it returns, so a launch that
+// throws before any kernel has written (an allocation, a refused first CUDA
+// launch) leaves the step uncounted, as if it had not been taken. A CUDA
+// failure after some kernels were queued leaves a partly updated step that no
+// bookkeeping can repair.
+template <typename Launch>
+void launch_without_gil(const Launch& launch) {
+  pybind11::gil_scoped_release release;
+  launch();
+}
+
+}  // namespace fusedoptim::bindings

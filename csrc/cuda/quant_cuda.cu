@@ -1,0 +1,434 @@
+// The optimizers with 8-bit state on CUDA: the same per-element functions as
+// the CPU loops (ops/adam.h, ops/sgd.h, ops/quant8.h), around a block-wise
+// max. Launches reuse the multi-tensor chunk plan (cuda/chunk_plan.h): each
+// CUDA block takes one 64K-element chunk, whole quantization blocks.
+//
+// [note: quantization groups] A group of min(block_size, 256) threads
+// updates one quantization block: each thread decodes, updates and keeps in
+// registers block_size / group elements (at most 16, strided so that loads
+// coalesce), the group takes the max of the new moments' magnitudes (warp
+// shuffles, and shared memory when a group spans warps), and each thread
+// encodes its elements with that absmax. Groups of one CUDA block work in
+// rounds, so every thread reaches each barrier the same number of times.
+#include <cuda_runtime.h>
+
+#include <type_traits>
+#include <vector>
+
+#include "cuda/chunk_plan.h"
+#include "cuda/dispatch.cuh"
+#include "cuda/launch_table.h"
+#include "cuda/quant_cuda.h"
+#include "cuda/runtime.h"
+#include "ops/quant8.h"
+#include "optim_batch.h"
+
+namespace fusedoptim::cuda {
+namespace {
+
+using ops::MomentumMode;
+using ops::RootCode;
+using ops::SignedCode;
+
+#if CUDART_VERSION >= 12010
+constexpr int kParamBytes = kLargeParamBytes;
+#else
+constexpr int kParamBytes = kSmallParamBytes;
+#endif
+
+constexpr int kThreads = 256;
+constexpr int kMaxPerThread = 4096 / kThreads;  // the largest block_size over the group
+constexpr int kWarps = kThreads / 32;
+
+// The max of v over the group of `group` threads that this thread belongs to
+// (groups are aligned runs of threads; `group` a power of two).
+__device__ uint32_t group_max(uint32_t v, int group, uint32_t* shared) {
+  const int width = group < 32 ? group : 32;
+  for (int offset = width / 2; offset > 0; offset /= 2) {
+    const uint32_t other = __shfl_xor_sync(0xFFFFFFFFu, v, offset);
+    v = other > v ? other : v;
+  }
+  if (group <= 32) return v;
+  const int warp = int(threadIdx.x) / 32;
+  if (threadIdx.x % 32 == 0) shared[warp] = v;
+  __syncthreads();
+  const int first_warp = (int(threadIdx.x) / group) * (group / 32);
+  uint32_t out = 0;
+  for (int w = first_warp; w < first_warp + group / 32; ++w)
+    out = shared[w] > out ? shared[w] : out;
+  __syncthreads();  // `shared` is reused by the next round
+  return out;
+}
+
+// Where one thread's elements of a quantization block are.
+struct GroupSlice {
+  int64_t first;  // the block's first element within the chunk
+  int lane;       // this thread's index within its group
+  int group;      // threads per group
+  int count;      // the block's elements (the tensor's last block may be short)
+  bool active;    // false for a group with no block this round
+
+  __device__ bool has(int k) const { return active && lane + k * group < count; }
+  __device__ int64_t at(int k) const { return first + lane + int64_t(k) * group; }
+};
+
+// Calls body(slice, quant_block) for each quantization block of this CUDA
+// block's chunk, round by round (see [note: quantization groups]).
+template <typename Body>
+__device__ void for_each_quant_block(int64_t chunk_begin, int chunk_count, int64_t block_size,
+                                     const Body& body) {
+  const int group = block_size < kThreads ? int(block_size) : kThreads;
+  const int groups = kThreads / group;
+  const int lane = int(threadIdx.x) % group;
+  const int my_group = int(threadIdx.x) / group;
+  const int64_t blocks = (chunk_count + block_size - 1) / block_size;
+  for (int64_t round = 0; round * groups < blocks; ++round) {
+    const int64_t qb = round * groups + my_group;
+    const int64_t first = qb * block_size;
+    const bool active = qb < blocks;
+    const int count = active ? int(min(block_size, int64_t(chunk_count) - first)) : 0;
+    body(GroupSlice{first, lane, group, count, active}, (chunk_begin + first) / block_size);
+  }
+}
+
+template <typename Code>
+__device__ void encode_slice(const GroupSlice& slice, const float (&values)[kMaxPerThread],
+                             uint32_t max_bits, int per_thread, uint8_t* codes, float* absmax,
+                             int64_t quant_block, uint32_t* shared) {
+  const uint32_t block_max = group_max(max_bits, slice.group, shared);
+  const float a = ops::bits_to_float(block_max);
+  const float scale = ops::BlockScale<Code>::from_absmax(a).encode;
+#pragma unroll
+  for (int k = 0; k < kMaxPerThread; ++k) {
+    if (k < per_thread && slice.has(k)) codes[slice.at(k)] = Code::encode(values[k], scale);
+  }
+  if (slice.active && slice.lane == 0) absmax[quant_block] = a;
+}
+
+template <typename Code>
+__device__ float decode_scale(const float* absmax, int64_t quant_block, bool active) {
+  return active ? ops::BlockScale<Code>::from_absmax(absmax[quant_block]).decode : 0.0f;
+}
+
+// Streams: 0 param, 1 grad, 2/3 exp_avg codes/absmax, 4/5 exp_avg_sq (root)
+// codes/absmax [, 6/7 max_exp_avg_sq codes/absmax].
+template <typename S, bool kAmsgrad, bool kCoupledDecay>
+__global__ void __launch_bounds__(kThreads)
+    adam8bit_kernel(const LaunchTable<kAmsgrad ? 8 : 6, kParamBytes> table,
+                    const ops::AdamScalars<float> s, const int64_t block_size) {
+  __shared__ uint32_t shared[kWarps];
+  const BlockExtent e = block_extent(table, int(blockIdx.x));
+  S* param = static_cast<S*>(table.addresses[0][e.slot]) + e.begin;
+  const S* grad = static_cast<const S*>(table.addresses[1][e.slot]) + e.begin;
+  uint8_t* m_codes = static_cast<uint8_t*>(table.addresses[2][e.slot]) + e.begin;
+  float* m_absmax = static_cast<float*>(table.addresses[3][e.slot]);
+  uint8_t* root_codes = static_cast<uint8_t*>(table.addresses[4][e.slot]) + e.begin;
+  float* root_absmax = static_cast<float*>(table.addresses[5][e.slot]);
+  uint8_t* max_codes =
+      kAmsgrad ? static_cast<uint8_t*>(table.addresses[kAmsgrad ? 6 : 0][e.slot]) + e.begin
+               : nullptr;
+  float* max_absmax =
+      kAmsgrad ? static_cast<float*>(table.addresses[kAmsgrad ? 7 : 0][e.slot]) : nullptr;
+  const int per_thread = int(block_size < kThreads ? 1 : block_size / kThreads);
+  for_each_quant_block(e.begin, e.count, block_size, [&](const GroupSlice& slice, int64_t qb) {
+    const float m_scale = decode_scale<SignedCode>(m_absmax, qb, slice.active);
+    const float root_scale = decode_scale<RootCode>(root_absmax, qb, slice.active);
+    const float max_scale = kAmsgrad ? decode_scale<RootCode>(max_absmax, qb, slice.active) : 0.0f;
+    float new_m[kMaxPerThread], new_root[kMaxPerThread], new_max[kMaxPerThread];
+    uint32_t m_max = 0, root_max = 0, max_max = 0;
+#pragma unroll
+    for (int k = 0; k < kMaxPerThread; ++k) {
+      if (k >= per_thread || !slice.has(k)) continue;
+      const int64_t i = slice.at(k);
+      float p = ops::load(param + i);
+      float m = SignedCode::decode(m_codes[i]) * m_scale;
+      const float r = RootCode::decode(root_codes[i]) * root_scale;
+      float v = r * r;
+      float v_max = 0.0f;
+      if (kAmsgrad) {
+        const float rm = RootCode::decode(max_codes[i]) * max_scale;
+        v_max = rm * rm;
+      }
+      const float second =
+          ops::adam_second_moment<kAmsgrad, kCoupledDecay>(p, ops::load(grad + i), m, v, v_max, s);
+      const float root = ops::math_sqrt(v);
+      const float second_root = kAmsgrad ? ops::math_sqrt(second) : root;
+      ops::adam_apply(p, m, ops::adam_denominator(second_root, s), s);
+      ops::store(param + i, p);
+      new_m[k] = m;
+      new_root[k] = root;
+      new_max[k] = second_root;
+      m_max = max(m_max, ops::magnitude_bits(m));
+      root_max = max(root_max, ops::magnitude_bits(root));
+      max_max = max(max_max, ops::magnitude_bits(second_root));
+    }
+    encode_slice<SignedCode>(slice, new_m, m_max, per_thread, m_codes, m_absmax, qb, shared);
+    encode_slice<RootCode>(slice, new_root, root_max, per_thread, root_codes, root_absmax, qb,
+                           shared);
+    if (kAmsgrad) {
+      encode_slice<RootCode>(slice, new_max, max_max, per_thread, max_codes, max_absmax, qb,
+                             shared);
+    }
+  });
+}
+
+// Streams: 0 param, 1 grad [, 2/3 momentum_buffer codes/absmax].
+template <typename S, MomentumMode kMode, bool kNesterov, bool kCoupledDecay>
+__global__ void __launch_bounds__(kThreads)
+    sgd8bit_kernel(const LaunchTable<kMode == MomentumMode::kNone ? 2 : 4, kParamBytes> table,
+                   const ops::SgdScalars<float> s, const int64_t block_size) {
+  constexpr bool kHasBuffer = kMode != MomentumMode::kNone;
+  __shared__ uint32_t shared[kWarps];
+  const BlockExtent e = block_extent(table, int(blockIdx.x));
+  S* param = static_cast<S*>(table.addresses[0][e.slot]) + e.begin;
+  const S* grad = static_cast<const S*>(table.addresses[1][e.slot]) + e.begin;
+  uint8_t* codes =
+      kHasBuffer ? static_cast<uint8_t*>(table.addresses[kHasBuffer ? 2 : 0][e.slot]) + e.begin
+                 : nullptr;
+  float* absmax =
+      kHasBuffer ? static_cast<float*>(table.addresses[kHasBuffer ? 3 : 0][e.slot]) : nullptr;
+  const int per_thread = int(block_size < kThreads ? 1 : block_size / kThreads);
+  for_each_quant_block(e.begin, e.count, block_size, [&](const GroupSlice& slice, int64_t qb) {
+    const float scale =
+        kMode == MomentumMode::kUpdate ? decode_scale<SignedCode>(absmax, qb, slice.active) : 0.0f;
+    float new_buffer[kMaxPerThread];
+    uint32_t buffer_max = 0;
+#pragma unroll
+    for (int k = 0; k < kMaxPerThread; ++k) {
+      if (k >= per_thread || !slice.has(k)) continue;
+      const int64_t i = slice.at(k);
+      float p = ops::load(param + i);
+      float b = kMode == MomentumMode::kUpdate ? SignedCode::decode(codes[i]) * scale : 0.0f;
+      ops::sgd_update<kMode, kNesterov, kCoupledDecay>(p, ops::load(grad + i), b, s);
+      ops::store(param + i, p);
+      new_buffer[k] = b;
+      buffer_max = max(buffer_max, ops::magnitude_bits(b));
+    }
+    if (kHasBuffer) {
+      encode_slice<SignedCode>(slice, new_buffer, buffer_max, per_thread, codes, absmax, qb,
+                               shared);
+    }
+  });
+}
+
+template <typename Code, bool kRoot>
+__global__ void __launch_bounds__(kThreads)
+    quantize_kernel(const float* values, uint8_t* codes, float* absmax, int64_t n,
+                    int64_t block_size) {
+  __shared__ uint32_t shared[kWarps];
+  const int64_t chunk_begin = int64_t(blockIdx.x) * kChunkElements;
+  const int count = int(min(int64_t(kChunkElements), n - chunk_begin));
+  const int per_thread = int(block_size < kThreads ? 1 : block_size / kThreads);
+  for_each_quant_block(chunk_begin, count, block_size, [&](const GroupSlice& slice, int64_t qb) {
+    float x[kMaxPerThread];
+    uint32_t max_bits = 0;
+#pragma unroll
+    for (int k = 0; k < kMaxPerThread; ++k) {
+      if (k >= per_thread || !slice.has(k)) continue;
+      const float value = values[chunk_begin + slice.at(k)];
+      x[k] = kRoot ? ops::math_sqrt(value) : value;
+      max_bits = max(max_bits, ops::magnitude_bits(x[k]));
+    }
+    encode_slice<Code>(slice, x, max_bits, per_thread, codes + chunk_begin, absmax, qb, shared);
+  });
+}
+
+template <typename Code, bool kRoot>
+__global__ void __launch_bounds__(kThreads)
+    dequantize_kernel(const uint8_t* codes, const float* absmax, float* values, int64_t n,
+                      int64_t block_size) {
+  for (int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * kThreads) {
+    const float x =
+        Code::decode(codes[i]) * ops::BlockScale<Code>::from_absmax(absmax[i / block_size]).decode;
+    values[i] = kRoot ? x * x : x;
+  }
+}
+
+// One launch per planned table, as multi_tensor_apply does.
+template <int kDepth, typename AddressOf, typename Launch>
+void launch_planned(const std::vector<int64_t>& numels, const std::vector<int32_t>& variants,
+                    AddressOf address_of, Launch launch) {
+  using Table = LaunchTable<kDepth, kParamBytes>;
+  Table table{};
+  for (const PlannedLaunch& planned :
+       plan_launches(numels, variants, plan_limits<kDepth, kParamBytes>())) {
+    pack_launch(planned, numels, address_of, &table);
+    launch(table, planned.variant, dim3(static_cast<unsigned>(planned.blocks.size())));
+  }
+}
+
+template <typename S, bool kAmsgrad, bool kCoupledDecay>
+void adam8bit_typed(const Adam8bitBatch& batch, const std::vector<int32_t>& variants,
+                    const std::vector<ops::AdamScalars<float>>& scalars, cudaStream_t stream) {
+  constexpr int kDepth = kAmsgrad ? 8 : 6;
+  const QuantMoments* moments[3] = {&batch.exp_avg, &batch.exp_avg_sq, &batch.max_exp_avg_sq};
+  auto address_of = [&](int d, int32_t t) -> void* {
+    if (d == 0) return batch.params[t];
+    if (d == 1) return const_cast<void*>(batch.grads[t]);  // read-only stream
+    const QuantMoments& q = *moments[(d - 2) / 2];
+    return d % 2 == 0 ? static_cast<void*>(q.codes[t]) : static_cast<void*>(q.absmax[t]);
+  };
+  launch_planned<kDepth>(batch.numels, variants, address_of,
+                         [&](const auto& table, int32_t v, dim3 grid) {
+                           adam8bit_kernel<S, kAmsgrad, kCoupledDecay>
+                               <<<grid, kThreads, 0, stream>>>(table, scalars[v], batch.block_size);
+                           check_launch("the 8-bit Adam kernel launch");
+                         });
+}
+
+template <typename S, MomentumMode kMode, bool kNesterov, bool kCoupledDecay>
+void sgd8bit_typed(const Sgd8bitBatch& batch, const std::vector<int64_t>& numels,
+                   const ops::SgdScalars<float>& scalars, cudaStream_t stream) {
+  constexpr int kDepth = kMode == MomentumMode::kNone ? 2 : 4;
+  auto address_of = [&](int d, int32_t t) -> void* {
+    switch (d) {
+      case 0:
+        return batch.params[t];
+      case 1:
+        return const_cast<void*>(batch.grads[t]);  // read-only stream
+      case 2:
+        return batch.momentum_buffer.codes[t];
+      default:
+        return batch.momentum_buffer.absmax[t];
+    }
+  };
+  const std::vector<int32_t> variants(numels.size(), 0);
+  launch_planned<kDepth>(numels, variants, address_of, [&](const auto& table, int32_t, dim3 grid) {
+    sgd8bit_kernel<S, kMode, kNesterov, kCoupledDecay>
+        <<<grid, kThreads, 0, stream>>>(table, scalars, batch.block_size);
+    check_launch("the 8-bit SGD kernel launch");
+  });
+}
+
+// f(S{}) for the param storage types of 8-bit state (fp64 is refused by the bindings).
+template <typename F>
+void dispatch_param_type(ops::DType dtype, F&& f) {
+  dispatch_storage(dtype, [&](auto storage) {
+    using S = decltype(storage);
+    if constexpr (!std::is_same_v<S, double>) f(storage);
+  });
+}
+
+}  // namespace
+
+void adam8bit_step(const Adam8bitBatch& batch, const ops::AdamHyper& hyper, int device,
+                   uintptr_t stream) {
+  if (batch.size() == 0) return;
+  ensure_device_usable(device);
+  const DeviceGuard guard(device);
+  std::vector<int32_t> variants;
+  std::vector<ops::AdamScalars<float>> scalars;
+  for (double step : distinct_steps(batch.steps, &variants)) {
+    scalars.push_back(ops::adam_scalars<float>(hyper, step));
+  }
+  const auto cuda_stream = reinterpret_cast<cudaStream_t>(stream);
+  dispatch_param_type(batch.dtype, [&](auto storage) {
+    using S = decltype(storage);
+    const int variant = int(hyper.amsgrad) * 2 + int(hyper.coupled_decay());
+    switch (variant) {
+      case 0:
+        return adam8bit_typed<S, false, false>(batch, variants, scalars, cuda_stream);
+      case 1:
+        return adam8bit_typed<S, false, true>(batch, variants, scalars, cuda_stream);
+      case 2:
+        return adam8bit_typed<S, true, false>(batch, variants, scalars, cuda_stream);
+      default:
+        return adam8bit_typed<S, true, true>(batch, variants, scalars, cuda_stream);
+    }
+  });
+}
+
+void sgd8bit_step(const Sgd8bitBatch& batch, const ops::SgdHyper& hyper, int device,
+                  uintptr_t stream) {
+  if (batch.size() == 0) return;
+  ensure_device_usable(device);
+  const DeviceGuard guard(device);
+  const ops::SgdScalars<float> scalars = ops::sgd_scalars<float>(hyper);
+  const auto cuda_stream = reinterpret_cast<cudaStream_t>(stream);
+  const bool has_momentum = !batch.momentum_buffer.empty();
+  // A launch has one momentum mode: tensors whose buffer starts this step go
+  // to a batch of their own, as the CPU driver gives them their own variant.
+  for (const bool first_step : {true, false}) {
+    Sgd8bitBatch part = batch;
+    part.numels.clear();
+    part.params.clear();
+    part.grads.clear();
+    part.momentum_buffer = {};
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (has_momentum && bool(batch.new_buffers[i]) != first_step) continue;
+      if (!has_momentum && !first_step) continue;
+      part.numels.push_back(batch.numels[i]);
+      part.params.push_back(batch.params[i]);
+      part.grads.push_back(batch.grads[i]);
+      if (has_momentum) {
+        part.momentum_buffer.codes.push_back(batch.momentum_buffer.codes[i]);
+        part.momentum_buffer.absmax.push_back(batch.momentum_buffer.absmax[i]);
+      }
+    }
+    if (part.numels.empty()) continue;
+    const MomentumMode mode = !has_momentum ? MomentumMode::kNone
+                              : first_step  ? MomentumMode::kFirstStep
+                                            : MomentumMode::kUpdate;
+    dispatch_param_type(batch.dtype, [&](auto storage) {
+      using S = decltype(storage);
+      const bool nesterov = hyper.nesterov && has_momentum;
+      const bool coupled = hyper.coupled_decay();
+      auto run = [&](auto m, auto n, auto c) {
+        sgd8bit_typed<S, decltype(m)::value, decltype(n)::value, decltype(c)::value>(
+            part, part.numels, scalars, cuda_stream);
+      };
+      using Mode = MomentumMode;
+      auto with_coupled = [&](auto m, auto n) {
+        coupled ? run(m, n, std::true_type{}) : run(m, n, std::false_type{});
+      };
+      auto with_nesterov = [&](auto m) {
+        nesterov ? with_coupled(m, std::true_type{}) : with_coupled(m, std::false_type{});
+      };
+      switch (mode) {
+        case Mode::kNone:
+          return with_coupled(std::integral_constant<Mode, Mode::kNone>{}, std::false_type{});
+        case Mode::kFirstStep:
+          return with_nesterov(std::integral_constant<Mode, Mode::kFirstStep>{});
+        case Mode::kUpdate:
+          return with_nesterov(std::integral_constant<Mode, Mode::kUpdate>{});
+      }
+    });
+  }
+}
+
+void quantize(ops::MomentKind kind, const float* values, uint8_t* codes, float* absmax, int64_t n,
+              int64_t block_size, int device, uintptr_t stream) {
+  if (n == 0) return;
+  ensure_device_usable(device);
+  const DeviceGuard guard(device);
+  const dim3 grid(static_cast<unsigned>((n + kChunkElements - 1) / kChunkElements));
+  const auto s = reinterpret_cast<cudaStream_t>(stream);
+  if (kind == ops::MomentKind::kSigned) {
+    quantize_kernel<SignedCode, false>
+        <<<grid, kThreads, 0, s>>>(values, codes, absmax, n, block_size);
+  } else {
+    quantize_kernel<RootCode, true><<<grid, kThreads, 0, s>>>(values, codes, absmax, n, block_size);
+  }
+  check_launch("the 8-bit quantize kernel launch");
+}
+
+void dequantize(ops::MomentKind kind, const uint8_t* codes, const float* absmax, float* values,
+                int64_t n, int64_t block_size, int device, uintptr_t stream) {
+  if (n == 0) return;
+  ensure_device_usable(device);
+  const DeviceGuard guard(device);
+  const int64_t wanted = (n + kThreads - 1) / kThreads;
+  const dim3 grid(static_cast<unsigned>(wanted < 65535 ? wanted : 65535));
+  const auto s = reinterpret_cast<cudaStream_t>(stream);
+  if (kind == ops::MomentKind::kSigned) {
+    dequantize_kernel<SignedCode, false>
+        <<<grid, kThreads, 0, s>>>(codes, absmax, values, n, block_size);
+  } else {
+    dequantize_kernel<RootCode, true>
+        <<<grid, kThreads, 0, s>>>(codes, absmax, values, n, block_size);
+  }
+  check_launch("the 8-bit dequantize kernel launch");
+}
+
+}  // namespace fusedoptim::cuda
