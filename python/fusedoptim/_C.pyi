@@ -82,6 +82,7 @@ def sgd_step(
     num_threads: int,
     stream: int = 0,
 ) -> None: ...
+
 class Adam8bitCall:
     device: int
     def __init__(
