@@ -14,5 +14,6 @@ void bind_grad_watch(pybind11::module_& m);
 void bind_norms(pybind11::module_& m);
 void bind_cuda_testing(pybind11::module_& m);
 void bind_bench(pybind11::module_& m);
+void bind_preprocessing(pybind11::module_& m);
 
 }  // namespace fusedoptim::bindings

@@ -11,6 +11,7 @@ struct IsaEntry {
   const char* name;
   const OptimKernels& (*kernels)();
   const NormKernels& (*norms)();
+  const ScalerKernels& (*scalers)();
   bool (*supported)();
 };
 
@@ -33,12 +34,15 @@ bool cpu_has_avx512() {
 // Lowest first; the last supported entry is the default.
 const std::vector<IsaEntry>& table() {
   static const std::vector<IsaEntry> entries = {
-      {"baseline", &optim_kernels_baseline, &norm_kernels_baseline, &always},
+      {"baseline", &optim_kernels_baseline, &norm_kernels_baseline, &scaler_kernels_baseline,
+       &always},
 #if defined(FUSEDOPTIM_HAVE_ISA_avx2)
-      {"avx2", &optim_kernels_avx2, &norm_kernels_avx2, &cpu_has_avx2},
+      {"avx2", &optim_kernels_avx2, &norm_kernels_avx2, &scaler_kernels_avx2,
+       &cpu_has_avx2},
 #endif
 #if defined(FUSEDOPTIM_HAVE_ISA_avx512)
-      {"avx512", &optim_kernels_avx512, &norm_kernels_avx512, &cpu_has_avx512},
+      {"avx512", &optim_kernels_avx512, &norm_kernels_avx512, &scaler_kernels_avx512,
+       &cpu_has_avx512},
 #endif
   };
   return entries;
@@ -89,5 +93,6 @@ std::string active_isa() { return active().load()->name; }
 void set_active_isa(const std::string& name) { active().store(&find_usable(name)); }
 const OptimKernels& optim_kernels() { return active().load()->kernels(); }
 const NormKernels& norm_kernels() { return active().load()->norms(); }
+const ScalerKernels& scaler_kernels() { return active().load()->scalers(); }
 
 }  // namespace fusedoptim::cpu
