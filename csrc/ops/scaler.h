@@ -58,13 +58,15 @@ struct Moments {
 // partial_fit merges sums, and loses about eps * n * 1e8 there). A side
 // with no weight leaves the other unchanged, so empty batches and all-NaN
 // features merge as no-ops.
+//
+// Written without branches (both sides' selects at the end), so loops of
+// merges vectorize; the quotient computed for an empty side is discarded.
 FUSEDOPTIM_HOST_DEVICE Moments merge_moments(Moments a, Moments b) {
-  if (b.weight == 0.0) return a;
-  if (a.weight == 0.0) return b;
   const double n = a.weight + b.weight;
   const double delta = b.mean - a.mean;
   const double share_b = b.weight / n;
-  return {n, a.mean + delta * share_b, a.m2 + b.m2 + delta * delta * a.weight * share_b};
+  const Moments merged{n, a.mean + delta * share_b, a.m2 + b.m2 + delta * delta * a.weight * share_b};
+  return b.weight == 0.0 ? a : (a.weight == 0.0 ? b : merged);
 }
 
 }  // namespace fusedoptim::ops
