@@ -51,7 +51,8 @@ const void* data_pointer(uintptr_t address, ops::DType dtype, bool nonempty, con
 }
 
 int64_t scaler_fit(int dtype_code, int64_t rows, int64_t features, uintptr_t data,
-                   uintptr_t weights, bool moments, uintptr_t stats, int num_threads) {
+                   uintptr_t weights, bool moments, uintptr_t stats, uintptr_t shift,
+                   bool choose_shift, int num_threads) {
   check_threads(num_threads);
   check_shape(rows, features);
   cpu::ScalerFitInput input;
@@ -61,6 +62,8 @@ int64_t scaler_fit(int dtype_code, int64_t rows, int64_t features, uintptr_t dat
   input.rows = rows;
   input.features = features;
   input.moments = moments;
+  input.shift = pointer<double>(shift, true, "shift");
+  input.choose_shift = choose_shift;
   auto* out = pointer<cpu::FeatureStats>(stats, true, "stats");
   py::gil_scoped_release release;
   return cpu::scaler_fit(input, out, num_threads);
@@ -110,11 +113,12 @@ int64_t scaler_transform(int dtype_code, bool math_double, int op_code, int64_t 
 void bind_preprocessing(py::module_& m) {
   m.def("scaler_fit", &scaler_fit, py::kw_only(), py::arg("dtype"), py::arg("rows"),
         py::arg("features"), py::arg("data"), py::arg("weights"), py::arg("moments"),
-        py::arg("stats"), py::arg("num_threads"),
+        py::arg("stats"), py::arg("shift"), py::arg("choose_shift"), py::arg("num_threads"),
         "Per-feature statistics of a row-major (rows, features) float32/float64 matrix, "
         "NaN skipped, written to stats, a (features, 5) float64 array (weight, mean, m2, "
-        "min, max); weights: 0 or one float64 per row. Returns -1, or the index of the "
-        "first +-inf element.");
+        "min, max), the means relative to shift (features float64 values, first chosen "
+        "from the data when choose_shift); weights: 0 or one float64 per row. Returns -1, "
+        "or the index of the first +-inf element.");
   m.def("scaler_merge", &scaler_merge, py::kw_only(), py::arg("features"), py::arg("stats"),
         py::arg("other"),
         "Merges the (features, 5) statistics array other into stats (Chan's formula).");

@@ -64,10 +64,10 @@ int64_t first_inf(DType dtype, const void* data, int64_t begin, int64_t end) {
 constexpr int64_t kShiftRows = 64;
 
 template <typename S>
-std::vector<double> choose_shift_typed(const void* data, int64_t rows, int64_t features) {
+void choose_shift_typed(const void* data, int64_t rows, int64_t features, double* shift) {
   const S* x = static_cast<const S*>(data);
-  std::vector<double> shift(static_cast<size_t>(features), 0.0);
   std::vector<char> found(static_cast<size_t>(features), 0);
+  std::fill(shift, shift + features, 0.0);
   for (int64_t r = 0; r < std::min(rows, kShiftRows); ++r) {
     for (int64_t f = 0; f < features; ++f) {
       const double v = static_cast<double>(x[r * features + f]);
@@ -76,12 +76,11 @@ std::vector<double> choose_shift_typed(const void* data, int64_t rows, int64_t f
       found[f] = 1;
     }
   }
-  return shift;
 }
 
-std::vector<double> choose_shift(DType dtype, const void* data, int64_t rows, int64_t features) {
-  return dtype == DType::kFloat64 ? choose_shift_typed<double>(data, rows, features)
-                                  : choose_shift_typed<float>(data, rows, features);
+void choose_shift(DType dtype, const void* data, int64_t rows, int64_t features, double* shift) {
+  return dtype == DType::kFloat64 ? choose_shift_typed<double>(data, rows, features, shift)
+                                  : choose_shift_typed<float>(data, rows, features, shift);
 }
 
 const char* at_row(const void* data, DType dtype, int64_t row, int64_t features) {
@@ -103,7 +102,8 @@ int64_t scaler_fit(const ScalerFitInput& in, FeatureStats* stats, int num_thread
   const RowChunks chunks = row_chunks(in.rows, features);
   std::vector<FeatureStats> partials(static_cast<size_t>(chunks.count * features), empty_stats());
   std::vector<char> chunk_has_inf(static_cast<size_t>(chunks.count), 0);
-  const std::vector<double> shift = choose_shift(in.dtype, in.data, in.rows, features);
+  if (in.choose_shift) choose_shift(in.dtype, in.data, in.rows, features, in.shift);
+  const double* shift = in.shift;
   const ScalerKernels& kernels = scaler_kernels();
   const int threads = threads_for(in.rows * features, num_threads);
   parallel_for(chunks.count, threads, [&](int64_t c) {
@@ -111,7 +111,7 @@ int64_t scaler_fit(const ScalerFitInput& in, FeatureStats* stats, int num_thread
     const FitRows rows{in.dtype,
                        at_row(in.data, in.dtype, first, features),
                        in.weights != nullptr ? in.weights + first : nullptr,
-                       shift.data(),
+                       shift,
                        std::min(chunks.rows_per_chunk, in.rows - first),
                        features,
                        in.moments};
@@ -133,9 +133,6 @@ int64_t scaler_fit(const ScalerFitInput& in, FeatureStats* stats, int num_thread
     std::fill(stats + begin, stats + begin + width, empty_stats());
     for (int64_t c = 0; c < chunks.count; ++c) {
       scaler_merge(stats + begin, partials.data() + c * features + begin, width);
-    }
-    for (int64_t f = begin; f < begin + width; ++f) {
-      if (in.moments && stats[f].moments.weight != 0.0) stats[f].moments.mean += shift[f];
     }
   });
   return -1;

@@ -19,11 +19,18 @@ struct ScalerFitInput {
   int64_t rows;
   int64_t features;
   bool moments;  // false: only counts, min and max
+  // One value per feature; the means come out relative to it (see [note:
+  // shifted coordinates] in scaler_kernels.cpp). With choose_shift, the driver
+  // first writes its own choice there: each feature's first finite value in
+  // the first rows, else 0.
+  double* shift;
+  bool choose_shift;
 };
 
-// The statistics of every row: stats[0, features) is overwritten. Returns -1,
-// or the index of the first +-inf element (stats are then unspecified). The
-// result is the same for any thread count and kernel build.
+// The statistics of every row: stats[0, features) is overwritten, with means
+// relative to input.shift. Returns -1, or the index of the first +-inf element
+// (stats are then unspecified). The result is the same for any thread count
+// and kernel build.
 int64_t scaler_fit(const ScalerFitInput& input, FeatureStats* stats, int num_threads);
 
 // into[f] <- into[f] merged with other[f] (ops::merge_moments, min, max).

@@ -41,12 +41,14 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // mean as their shift, so on data in no particular order one read of memory
 // suffices. Blocks merge into the chunk's moments with ops::merge_moments.
 //
-// [note: shifted coordinates] The chunk's moments are kept relative to one
-// value per feature for the whole call (FitRows::shift, from the first rows),
-// which the driver adds back to the mean at the end: a mean around 1e8 would
-// otherwise be rounded to 1.5e-8 (its ulp) at every merge, and the hundreds of
-// block merges of a large batch would add up to a 1e-10 relative error in the
-// variance. min and max are taken on the values as they are: they stay exact.
+// [note: shifted coordinates] The moments are kept relative to one value per
+// feature (FitRows::shift), the same for every chunk and, in
+// fusedoptim.preprocessing, for every batch a scaler sees (its first batch's
+// first values): a mean around 1e8 would otherwise be rounded to 1.5e-8 (its
+// ulp) at every merge, and the hundreds of merges of blocks, chunks and
+// batches would add up to a 1e-10 relative error in the variance, more on
+// sorted data. The absolute mean is formed once, when the attributes are
+// read. min and max are taken on the values as they are: they stay exact.
 constexpr int64_t kBlockElements = 16384;
 constexpr double kRedoRatio = 64.0;
 

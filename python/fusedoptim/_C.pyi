@@ -141,6 +141,8 @@ def scaler_fit(
     weights: int,
     moments: bool,
     stats: int,
+    shift: int,
+    choose_shift: bool,
     num_threads: int,
 ) -> int: ...
 def scaler_merge(*, features: int, stats: int, other: int) -> None: ...

@@ -455,11 +455,15 @@ SCALER_SUBTRACT_DIVIDE = 0
 SCALER_MULTIPLY_ADD = 1
 
 
-def scaler_fit(x, weights, stats, moments: bool, num_threads: int | None = None) -> int:
+def scaler_fit(
+    x, weights, stats, shift, moments: bool, choose_shift: bool, num_threads: int | None = None
+) -> int:
     """Per-feature statistics of ``x`` (C-contiguous (rows, features) float32/float64, host
     memory) written to ``stats`` (C-contiguous (features, 5) float64: weight, mean, m2, min,
-    max), NaN skipped. ``weights``: None or one float64 per row (contiguous). Returns -1, or
-    the flat index of the first +-inf element of ``x`` (``stats`` is then unspecified)."""
+    max), NaN skipped, the means relative to ``shift`` (contiguous float64, one per feature;
+    with ``choose_shift`` it is first filled from the data). ``weights``: None or one
+    float64 per row (contiguous). Returns -1, or the flat index of the first +-inf element
+    of ``x`` (``stats`` is then unspecified)."""
     rows, features = x.shape
     return _C.scaler_fit(
         dtype=dtype_code(x),
@@ -469,6 +473,8 @@ def scaler_fit(x, weights, stats, moments: bool, num_threads: int | None = None)
         weights=0 if weights is None else address(weights),
         moments=moments,
         stats=address(stats),
+        shift=address(shift),
+        choose_shift=choose_shift,
         num_threads=resolve_num_threads(num_threads),
     )
 

@@ -15,12 +15,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-FLOAT_DTYPES = (torch.float32, torch.float64)
-_NUMPY_DTYPES = {torch.float32: np.dtype(np.float32), torch.float64: np.dtype(np.float64)}
+# Float dtypes kept as they are, as scikit-learn keeps float16/float32/float64 (bfloat16, which
+# numpy lacks, is kept too: torch in, torch out). The C++ kernels read float32 and float64;
+# the half types are fitted from a float32 copy and transformed with torch operations.
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+KERNEL_DTYPES = (torch.float32, torch.float64)
+_NUMPY_FLOATS = (np.float16, np.float32, np.float64)
 
 
-def numpy_dtype(dtype: torch.dtype) -> np.dtype:
-    return _NUMPY_DTYPES[dtype]
+def rounded(value, dtype: torch.dtype) -> torch.Tensor:
+    """A number (or float64 numpy array) rounded to ``dtype`` as numpy rounds it (directly
+    from double), as a CPU tensor. torch has no direct double -> bfloat16 path to compare
+    with; bfloat16 goes through torch's own conversion."""
+    if dtype == torch.bfloat16:
+        return torch.as_tensor(value, dtype=torch.float64).to(dtype)
+    return torch.from_numpy(np.asarray(value, dtype=str(dtype).removeprefix("torch.")))
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -65,10 +74,10 @@ def _numpy_matrix(x, name):
 
 
 def _from_numpy(arr):
-    """(tensor, shares_memory): float32/float64 arrays are wrapped, others converted as
-    scikit-learn converts them (to float64)."""
+    """(tensor, shares_memory): float arrays are wrapped, others converted as scikit-learn
+    converts them (to float64)."""
     shares = True
-    if arr.dtype not in (np.float32, np.float64):
+    if arr.dtype not in _NUMPY_FLOATS:
         arr = arr.astype(np.float64)
         shares = False
     elif not arr.dtype.isnative or min(arr.strides, default=0) < 0:
@@ -85,8 +94,8 @@ def _from_numpy(arr):
 
 
 def as_matrix(x, name="X") -> Matrix:
-    """x as a checked 2-D float tensor (float32 and float64 are kept, everything else
-    becomes float64, as in scikit-learn). Raises TypeError for sparse input and ValueError
+    """x as a checked 2-D float tensor (float dtypes are kept, everything else becomes
+    float64, as in scikit-learn). Raises TypeError for sparse input and ValueError
     for complex or non-numeric values, a dimension other than 2, or an empty dimension."""
     if _is_sparse(x):
         raise TypeError(
@@ -135,15 +144,16 @@ def check_n_features(matrix: Matrix, expected: int, owner: str, name="X") -> Non
 
 
 def as_sample_weight(sample_weight, matrix: Matrix) -> torch.Tensor | None:
-    """One float64 weight per row on the data's device, rounded to the data's dtype first
-    (scikit-learn casts the weights to X's dtype), contiguous; None stays None. Refuses
-    NaN/inf weights and all-zero weights, as scikit-learn does."""
+    """One float64 weight per row on the data's device, contiguous; None stays None. As in
+    scikit-learn, weights are first rounded to X's dtype when that is float32 (float64 for
+    the half types), and NaN/inf weights and all-zero weights are refused."""
     if sample_weight is None:
         return None
     x = matrix.tensor
     rows = x.shape[0]
+    dtype = x.dtype if x.dtype in KERNEL_DTYPES else torch.float64
     if isinstance(sample_weight, numbers.Real) and not isinstance(sample_weight, bool):
-        w = torch.full((rows,), float(sample_weight), dtype=x.dtype, device=x.device)
+        w = torch.full((rows,), float(sample_weight), dtype=dtype, device=x.device)
     else:
         if isinstance(sample_weight, torch.Tensor):
             w = sample_weight.detach()
@@ -157,7 +167,7 @@ def as_sample_weight(sample_weight, matrix: Matrix) -> torch.Tensor | None:
                 f"sample_weight: expected shape ({rows},), one weight per sample, "
                 f"got {tuple(w.shape)}"
             )
-        w = w.to(device=x.device, dtype=x.dtype)
+        w = w.to(device=x.device, dtype=dtype)
     w = w.to(torch.float64).contiguous()
     if not bool(torch.isfinite(w).all()):
         raise ValueError("sample_weight: contains NaN or infinity")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import math
 import numbers
 
-import numpy as np
 import torch
 
 from fusedoptim import _backend
 from fusedoptim.metrics._inputs import check_flag
 from fusedoptim.preprocessing._base import StreamingScaler
-from fusedoptim.preprocessing._inputs import numpy_dtype
+from fusedoptim.preprocessing._inputs import rounded
 from fusedoptim.preprocessing._statistics import MAX, MIN, WEIGHT
 from fusedoptim.preprocessing._transform import Plan
 
@@ -100,18 +99,20 @@ class MinMaxScaler(StreamingScaler):
     def n_samples_seen_(self):
         return self._attribute("n_samples_seen_")
 
-    def _attributes(self):
+    def _attributes(self, running):
         # [note: minmax dtype] scikit-learn computes these in the data's dtype, so they are
-        # computed here with numpy in that dtype, operation for operation, from the exact
-        # min and max (a float32 value is exact in the float64 statistics).
-        dtype = numpy_dtype(self._dtype)
-        seen = self._stats[:, WEIGHT] != 0
-        data_min = np.where(seen, self._stats[:, MIN], np.nan).astype(dtype)
-        data_max = np.where(seen, self._stats[:, MAX], np.nan).astype(dtype)
+        # computed here in that dtype too, operation for operation (torch's CPU operations
+        # round each result as numpy does), from the exact min and max: a value of the
+        # data's dtype is exact in the float64 statistics.
+        dtype = running.dtype
+        stats = torch.from_numpy(running.stats)
+        seen = stats[:, WEIGHT] != 0
+        data_min = torch.where(seen, stats[:, MIN], torch.nan).to(dtype)
+        data_max = torch.where(seen, stats[:, MAX], torch.nan).to(dtype)
         data_range = data_max - data_min
-        low, high = (np.asarray(v, dtype=dtype) for v in self.feature_range)
-        divisor = data_range.copy()
-        divisor[divisor < 10 * np.finfo(dtype).eps] = 1.0  # scikit-learn's _handle_zeros_in_scale
+        low, high = (rounded(v, dtype) for v in self.feature_range)
+        # scikit-learn's _handle_zeros_in_scale: a range below 10 eps counts as zero.
+        divisor = torch.where(data_range < 10 * torch.finfo(dtype).eps, 1.0, data_range)
         scale = (high - low) / divisor
         return {
             "data_min_": data_min,
@@ -119,21 +120,21 @@ class MinMaxScaler(StreamingScaler):
             "data_range_": data_range,
             "scale_": scale,
             "min_": low - data_min * scale,
-            "n_samples_seen_": int(self._n_rows),
+            "n_samples_seen_": int(running.n_rows),
         }
 
     def _plan(self, dtype, inverse):
-        attributes = self._numpy_attributes()
-        scale = attributes["scale_"].astype(np.float64)
-        shift = attributes["min_"].astype(np.float64)
-        # numpy computes `X *= scale_` in float only when both are float32 (see ops/scaler.h).
-        math_double = not (dtype == torch.float32 and self._dtype == torch.float32)
+        attributes = self._host_attributes()
+        scale = attributes["scale_"].to(torch.float64).numpy()
+        shift = attributes["min_"].to(torch.float64).numpy()
+        # numpy computes `X *= scale_` in the promotion of both dtypes (see ops/scaler.h).
+        math_dtype = torch.promote_types(dtype, self._running.dtype)
         if inverse:
-            return Plan(_backend.SCALER_SUBTRACT_DIVIDE, shift, scale, math_double)
+            return Plan(_backend.SCALER_SUBTRACT_DIVIDE, shift, scale, math_dtype)
         clip = None
         if self.clip:
-            clip = tuple(float(np.asarray(v, dtype=numpy_dtype(dtype))) for v in self.feature_range)
-        return Plan(_backend.SCALER_MULTIPLY_ADD, scale, shift, math_double, clip)
+            clip = tuple(float(rounded(v, dtype)) for v in self.feature_range)
+        return Plan(_backend.SCALER_MULTIPLY_ADD, scale, shift, math_dtype, clip)
 
     def _repr_args(self):
         defaults = {"feature_range": (0, 1), "copy": True, "clip": False}

@@ -8,14 +8,13 @@ import torch
 from fusedoptim import _backend
 from fusedoptim.metrics._inputs import check_flag
 from fusedoptim.preprocessing._base import StreamingScaler
-from fusedoptim.preprocessing._inputs import numpy_dtype
-from fusedoptim.preprocessing._statistics import M2, MEAN, WEIGHT
+from fusedoptim.preprocessing._statistics import M2, WEIGHT
 from fusedoptim.preprocessing._transform import Plan
 
 _EPS = np.finfo(np.float64).eps
 
 
-def collapse(n_samples_seen: np.ndarray):
+def collapse(n_samples_seen):
     """scikit-learn's n_samples_seen_: one number when every feature saw as many samples
     (no NaN), else one per feature."""
     return n_samples_seen[0] if n_samples_seen.max() == n_samples_seen.min() else n_samples_seen
@@ -100,12 +99,12 @@ class StandardScaler(StreamingScaler):
     def n_samples_seen_(self):
         return self._attribute("n_samples_seen_")
 
-    def _attributes(self):
-        weight = self._stats[:, WEIGHT]
+    def _attributes(self, running):
+        weight = running.stats[:, WEIGHT]
         if not self._needs_moments:
             # scikit-learn's dtype: int64, or X's dtype when sample weights were passed.
-            count_dtype = numpy_dtype(self._dtype) if self._weighted else np.int64
-            counts = weight.astype(count_dtype)
+            dtype = running.dtype if running.weighted else torch.int64
+            counts = torch.from_numpy(weight).to(dtype)
             return {
                 "mean_": None,
                 "var_": None,
@@ -113,9 +112,9 @@ class StandardScaler(StreamingScaler):
                 "n_samples_seen_": collapse(counts),
             }
         seen = collapse(weight)
+        mean = running.mean()
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(weight != 0, self._stats[:, MEAN], np.nan)
-            var = self._stats[:, M2] / weight
+            var = running.stats[:, M2] / weight
             scale = None
             if self.with_std:
                 # scikit-learn's _is_constant_feature: a variance within the rounding error
@@ -131,17 +130,17 @@ class StandardScaler(StreamingScaler):
         }
 
     def _plan(self, dtype, inverse):
-        attributes = self._numpy_attributes()
+        attributes = self._host_attributes()
         features = self.n_features_in_
         mean = attributes["mean_"] if self.with_mean else None
         scale = attributes["scale_"] if self.with_std else np.ones(features)
-        math_double = dtype == torch.float64
+        # scikit-learn casts mean_ and scale_ to X's dtype and computes in it.
         if not inverse:
             shift = mean if mean is not None else np.zeros(features)
-            return Plan(_backend.SCALER_SUBTRACT_DIVIDE, shift, scale, math_double)
+            return Plan(_backend.SCALER_SUBTRACT_DIVIDE, shift, scale, dtype)
         # -0.0 is the exact identity of the addition (see ops/scaler.h).
         shift = mean if mean is not None else np.full(features, -0.0)
-        return Plan(_backend.SCALER_MULTIPLY_ADD, scale, shift, math_double)
+        return Plan(_backend.SCALER_MULTIPLY_ADD, scale, shift, dtype)
 
     def _repr_args(self):
         defaults = {"copy": True, "with_mean": True, "with_std": True}

@@ -11,18 +11,19 @@ import torch
 
 from fusedoptim import _backend
 from fusedoptim.preprocessing import _torch_ops
-from fusedoptim.preprocessing._inputs import Matrix, first_inf_message
+from fusedoptim.preprocessing._inputs import KERNEL_DTYPES, Matrix, first_inf_message
 
 
 @dataclass
 class Plan:
-    """One transform: ``op`` with per-feature float64 parameters ``a`` and ``b`` (numpy),
-    computed in double when ``math_double`` (else in float), clipped to ``clip``."""
+    """One transform: ``op`` with per-feature float64 parameters ``a`` and ``b`` (numpy)
+    used in ``math_dtype`` (each operation rounded to the data's dtype), clipped to
+    ``clip``."""
 
     op: int
     a: np.ndarray
     b: np.ndarray
-    math_double: bool
+    math_dtype: torch.dtype
     clip: tuple[float, float] | None = None
 
 
@@ -54,7 +55,7 @@ def _as_out(out, m: Matrix) -> torch.Tensor:
             )
         if not out.flags.writeable:
             raise ValueError("out: is read-only")
-        if out.dtype not in (np.float32, np.float64) or not out.dtype.isnative:
+        if out.dtype not in (np.float16, np.float32, np.float64) or not out.dtype.isnative:
             raise ValueError(f"out: expected dtype {str(x.dtype)[6:]}, got {out.dtype}")
         if min(out.strides, default=0) < 0:
             raise ValueError("out: has negative strides")
@@ -102,9 +103,11 @@ def run(x: torch.Tensor, dst: torch.Tensor, plan: Plan, device_params, name="X")
     """dst <- plan(x). ``device_params()`` gives (a, b) as tensors on x's device in the
     math dtype (cached by the scaler). Raises ValueError naming the first +-inf of x; X is
     then unchanged (in place, the check comes first)."""
-    if x.device.type == "cpu" and x.is_contiguous() and dst.is_contiguous():
+    kernel = x.dtype in KERNEL_DTYPES and plan.math_dtype in KERNEL_DTYPES
+    if kernel and x.device.type == "cpu" and x.is_contiguous() and dst.is_contiguous():
+        math_double = plan.math_dtype == torch.float64
         bad = _backend.scaler_transform(
-            x, dst, plan.op, plan.a, plan.b, math_double=plan.math_double, clip=plan.clip
+            x, dst, plan.op, plan.a, plan.b, math_double=math_double, clip=plan.clip
         )
     else:
         a, b = device_params()
