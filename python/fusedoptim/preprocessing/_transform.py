@@ -27,6 +27,10 @@ class Plan:
     clip: tuple[float, float] | None = None
 
 
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
 def _span(t: torch.Tensor) -> tuple[int, int]:
     if t.numel() == 0:
         return (t.data_ptr(), t.data_ptr())
@@ -56,14 +60,16 @@ def _as_out(out, m: Matrix) -> torch.Tensor:
         if not out.flags.writeable:
             raise ValueError("out: is read-only")
         if out.dtype not in (np.float16, np.float32, np.float64) or not out.dtype.isnative:
-            raise ValueError(f"out: expected dtype {str(x.dtype)[6:]}, got {out.dtype}")
+            raise ValueError(f"out: expected dtype {_dtype_name(x.dtype)}, got {out.dtype}")
         if min(out.strides, default=0) < 0:
             raise ValueError("out: has negative strides")
         dst = torch.from_numpy(out)
     if tuple(dst.shape) != tuple(x.shape):
         raise ValueError(f"out: expected shape {tuple(x.shape)}, got {tuple(dst.shape)}")
     if dst.dtype != x.dtype:
-        raise ValueError(f"out: expected dtype {x.dtype}, got {dst.dtype}")
+        raise ValueError(
+            f"out: expected dtype {_dtype_name(x.dtype)}, got {_dtype_name(dst.dtype)}"
+        )
     if dst.device != x.device:
         raise ValueError(f"out: expected device {x.device}, got {dst.device}")
     if not _same_view(dst, x):
