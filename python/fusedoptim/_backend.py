@@ -493,6 +493,8 @@ def scaler_transform(
     possibly the same array; a, b: contiguous float64, one value per feature. Returns -1, or
     the flat index of the first +-inf element of src (in place, nothing is written then)."""
     rows, features = src.shape
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    b = np.ascontiguousarray(b, dtype=np.float64)
     low, high = (0.0, 0.0) if clip is None else clip
     return _C.scaler_transform(
         dtype=dtype_code(src),
