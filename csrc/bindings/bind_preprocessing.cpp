@@ -123,9 +123,9 @@ void bind_preprocessing(py::module_& m) {
         py::arg("other"),
         "Merges the (features, 5) statistics array other into stats (Chan's formula).");
   m.def("scaler_transform", &scaler_transform, py::kw_only(), py::arg("dtype"),
-        py::arg("math_double"), py::arg("op"), py::arg("rows"), py::arg("features"),
-        py::arg("src"), py::arg("dst"), py::arg("a"), py::arg("b"), py::arg("clip"),
-        py::arg("low"), py::arg("high"), py::arg("num_threads"),
+        py::arg("math_double"), py::arg("op"), py::arg("rows"), py::arg("features"), py::arg("src"),
+        py::arg("dst"), py::arg("a"), py::arg("b"), py::arg("clip"), py::arg("low"),
+        py::arg("high"), py::arg("num_threads"),
         "dst = (src - a) / b (op 0) or src * a + b (op 1) per feature, rounded to the data "
         "dtype after each operation, optionally clipped to [low, high]; a and b are float64 "
         "arrays of one value per feature. src may equal dst. Returns -1, or the index of "

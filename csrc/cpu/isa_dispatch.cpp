@@ -37,8 +37,7 @@ const std::vector<IsaEntry>& table() {
       {"baseline", &optim_kernels_baseline, &norm_kernels_baseline, &scaler_kernels_baseline,
        &always},
 #if defined(FUSEDOPTIM_HAVE_ISA_avx2)
-      {"avx2", &optim_kernels_avx2, &norm_kernels_avx2, &scaler_kernels_avx2,
-       &cpu_has_avx2},
+      {"avx2", &optim_kernels_avx2, &norm_kernels_avx2, &scaler_kernels_avx2, &cpu_has_avx2},
 #endif
 #if defined(FUSEDOPTIM_HAVE_ISA_avx512)
       {"avx512", &optim_kernels_avx512, &norm_kernels_avx512, &scaler_kernels_avx512,

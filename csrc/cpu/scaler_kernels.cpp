@@ -112,15 +112,14 @@ struct Block {
 
 // Lanes [first, first + n) of tiles [t0, t1), running values in memory.
 template <typename S, bool kWeighted, bool kMoments>
-void lanes_pass(const Block<S>& b, int64_t t0, int64_t t1, int64_t first, int64_t n,
-                LaneSums s) {
+void lanes_pass(const Block<S>& b, int64_t t0, int64_t t1, int64_t first, int64_t n, LaneSums s) {
   for (int64_t t = t0; t < t1; ++t) {
     const S* xt = b.x + t * b.period;
 #pragma omp simd
     for (int64_t j = first; j < first + n; ++j) {
       const double raw = static_cast<double>(xt[j]);
-      accumulate<kMoments>(raw, raw, b.template weight_of<kWeighted>(t, j), b.shift[j],
-                           s.weight[j], s.s1[j], s.s2[j], s.low[j], s.high[j]);
+      accumulate<kMoments>(raw, raw, b.template weight_of<kWeighted>(t, j), b.shift[j], s.weight[j],
+                           s.s1[j], s.s2[j], s.low[j], s.high[j]);
     }
   }
 }
@@ -296,8 +295,8 @@ void fit_rows_typed(const FitRows& r, FeatureStats* out) {
     }
   }
   for (int64_t f = 0; f < features; ++f) {
-    out[f].moments = ops::merge_moments(out[f].moments,
-                                        {s.chunk_weight[f], s.chunk_mean[f], s.chunk_m2[f]});
+    out[f].moments =
+        ops::merge_moments(out[f].moments, {s.chunk_weight[f], s.chunk_mean[f], s.chunk_m2[f]});
   }
 }
 
@@ -308,7 +307,8 @@ void fit_rows_of(const FitRows& r, FeatureStats* out) {
     return weighted ? fit_rows_typed<S, true, true>(r, out)
                     : fit_rows_typed<S, false, true>(r, out);
   }
-  return weighted ? fit_rows_typed<S, true, false>(r, out) : fit_rows_typed<S, false, false>(r, out);
+  return weighted ? fit_rows_typed<S, true, false>(r, out)
+                  : fit_rows_typed<S, false, false>(r, out);
 }
 
 void fit_rows(const FitRows& r, FeatureStats* out) {

@@ -70,8 +70,9 @@ struct TransformSpan {
 struct ScalerKernels {
   const char* isa;
   // Merges the rows' statistics into out[0, features) (which the caller has
-  // filled, e.g. with empty statistics): per-feature moments computed two-pass
-  // in cache over blocks of rows, merged with ops::merge_moments.
+  // filled, e.g. with empty statistics): per-feature moments of blocks of rows
+  // around a shift near their mean (see [note: shifted blocks]), merged with
+  // ops::merge_moments.
   void (*fit_rows)(const FitRows& rows, FeatureStats* out);
   // Writes the span; returns whether any source element is +-inf (every
   // element is written either way).

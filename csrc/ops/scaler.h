@@ -65,7 +65,8 @@ FUSEDOPTIM_HOST_DEVICE Moments merge_moments(Moments a, Moments b) {
   const double n = a.weight + b.weight;
   const double delta = b.mean - a.mean;
   const double share_b = b.weight / n;
-  const Moments merged{n, a.mean + delta * share_b, a.m2 + b.m2 + delta * delta * a.weight * share_b};
+  const Moments merged{n, a.mean + delta * share_b,
+                       a.m2 + b.m2 + delta * delta * a.weight * share_b};
   return b.weight == 0.0 ? a : (a.weight == 0.0 ? b : merged);
 }
 
