@@ -1,5 +1,5 @@
 """Turn what users pass (numpy arrays, lists, torch tensors on any device) into checked
-2-D float32/float64 torch tensors, without copying data that is already fit to use.
+2-D float torch tensors, without copying data that is already fit to use.
 
 numpy data is wrapped with ``torch.from_numpy`` (no copy), so one code path serves both
 kinds; results go back to numpy when the input was not a torch tensor. Every check here
@@ -38,7 +38,7 @@ class NotFittedError(ValueError, AttributeError):
 
 @dataclass
 class Matrix:
-    """A checked (n_samples, n_features) float32/float64 tensor and where it came from."""
+    """A checked (n_samples, n_features) float tensor and where it came from."""
 
     tensor: torch.Tensor
     kind: str  # "numpy" (numpy arrays, lists) or "torch"
@@ -182,9 +182,3 @@ def first_inf_message(flat_index: int, features: int, name="X") -> str:
         f"{name} contains infinity (row {row}, feature {feature}); the scalers accept "
         "finite values and NaN (read as missing)"
     )
-
-
-def find_inf(x: torch.Tensor) -> int:
-    """The flat index of the first +-inf of x, or -1 (waits for the device)."""
-    hits = torch.isinf(x).reshape(-1).nonzero()
-    return int(hits[0, 0]) if hits.numel() else -1

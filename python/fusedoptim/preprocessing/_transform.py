@@ -81,8 +81,9 @@ def _as_out(out, m: Matrix) -> torch.Tensor:
 
 def destination(m: Matrix, copy: bool, out):
     """(tensor to write, object to return). copy=False writes into X itself when X is
-    writeable float32/float64 data (numpy or torch), as scikit-learn's copy=False does;
-    a converted input (a list, integers) is written in its fresh conversion either way."""
+    writeable float data (numpy or torch), as scikit-learn's copy=False does; an input
+    that had to be converted (a list, integers, negative strides) is written in its
+    fresh conversion either way."""
     x = m.tensor
     if out is not None:
         return _as_out(out, m), out
