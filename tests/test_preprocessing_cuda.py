@@ -1,6 +1,8 @@
 """CUDA tensors through the scalers: statistics equal to the CPU kernels' (rtol 1e-13:
-another summation order), transforms identical to the CPU's, results on the input's
-device, and transform() never waits for the GPU. Skipped without a CUDA device."""
+another summation order; the same torch-ops path run on the CPU measured 3.8e-15 in
+test_preprocessing_kernels.py), transforms identical to the CPU's, results on the input's
+device, and transform() never waits for the GPU. Skipped without a CUDA device (the
+development machine has none: these have not run there)."""
 
 from __future__ import annotations
 
