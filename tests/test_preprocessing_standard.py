@@ -223,6 +223,25 @@ def test_skewed_data_at_least_as_accurate_as_sklearn_partial_fit(seed):
     assert_close_recorded("standard skewed mean_", ours.mean_, one_shot.mean_, rtol=RTOL)
 
 
+def test_feature_nan_in_the_first_batch_still_gets_a_shift_near_its_values():
+    # The shift of a feature is taken from the first batch that has values for it.
+    rng = np.random.default_rng(9)
+    x = 1e8 + rng.normal(size=(20_000, 2))
+    x[:1000, 1] = np.nan
+    sizes = [1000] + [950] * 20
+    with pytest.warns(RuntimeWarning, match="feature.* 1 held only NaN"):
+        ours = StandardScaler().partial_fit(x[:1000])
+    for part in batches(x[1000:], sizes[1:]):
+        ours.partial_fit(part)
+    present = x[~np.isnan(x[:, 1]), 1]
+    exact = long_double_variance(present[:, None])[0]
+    error = abs(ours.var_[1] - exact) / exact
+    from scaler_reference import WORST_SEEN
+
+    WORST_SEEN["skewed var_ vs exact"] = max(WORST_SEEN.get("skewed var_ vs exact", 0), error)
+    assert error <= 4 * EPS, error
+
+
 def test_fit_transform_and_inverse_transform():
     x = data(777, 9, seed=12, nan=0.02)
     sk = skp.StandardScaler()

@@ -95,13 +95,16 @@ class StreamingScaler:
         # Statistics that hold moments keep them, whatever the flags say now.
         moments = self._needs_moments if old is None else old.moments
         batch, shift = _statistics.of_batch(
-            m.tensor, self._kernel_weights(weights), moments, None if old is None else old.shift
+            m.tensor,
+            self._kernel_weights(weights),
+            moments,
+            None if old is None else old.shift_for(m.tensor),
         )
         rows, dtype, weighted = m.tensor.shape[0], m.tensor.dtype, weights is not None
         if old is None:
             running = Running(batch, shift, moments, rows, dtype, weighted)
         else:
-            running = old.absorb(batch, rows, dtype, weighted)
+            running = old.absorb(batch, shift, rows, dtype, weighted)
         self._set(running, m.kind, m.tensor.device if m.kind == "torch" else None)
         self._warn_if_only_nan()
         return self

@@ -44,13 +44,25 @@ class Running:
         weight = self.stats[:, WEIGHT]
         return np.where(weight != 0, self.shift + self.stats[:, MEAN], np.nan)
 
-    def absorb(self, batch: np.ndarray, rows: int, dtype, weighted: bool) -> Running:
-        """These statistics merged with a batch's (measured relative to the same shift)."""
+    def shift_for(self, x: torch.Tensor) -> np.ndarray:
+        """The shift to measure the batch x against: ours, except for features that have
+        no weight yet (NaN throughout so far), which take a value of x as a first batch
+        would: their statistics are empty, so their shift is free to change."""
+        empty = self.stats[:, WEIGHT] == 0
+        if not empty.any():
+            return self.shift
+        fresh = _torch_ops.first_finite(x).cpu().numpy()
+        return np.where(empty, fresh, self.shift)
+
+    def absorb(self, batch: np.ndarray, shift: np.ndarray, rows: int, dtype, weighted: bool):
+        """These statistics merged with a batch's, measured relative to ``shift``
+        (shift_for's)."""
         stats = self.stats.copy()
         merge(stats, batch)
         return replace(
             self,
             stats=stats,
+            shift=shift,
             n_rows=self.n_rows + rows,
             dtype=torch.promote_types(self.dtype, dtype),
             weighted=weighted,
