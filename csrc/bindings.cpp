@@ -19,4 +19,5 @@ PYBIND11_MODULE(_C, m) {
   fusedoptim::bindings::bind_cuda_testing(m);
   fusedoptim::bindings::bind_bench(m);
   fusedoptim::bindings::bind_quant(m);
+  fusedoptim::bindings::bind_preprocessing(m);
 }

@@ -24,7 +24,11 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_terminal_summary(terminalreporter):
     from optim_reference import WORST_SEEN
+    from scaler_reference import WORST_SEEN as SCALER_WORST_SEEN
 
     if WORST_SEEN:
         worst = ", ".join(f"{dtype}: {value:.3g}" for dtype, value in WORST_SEEN.items())
         terminalreporter.write_line(f"worst deviation from torch.optim (x scale): {worst}")
+    if SCALER_WORST_SEEN:
+        worst = ", ".join(f"{name}: {value:.3g}" for name, value in SCALER_WORST_SEEN.items())
+        terminalreporter.write_line(f"worst relative deviation of the scalers: {worst}")

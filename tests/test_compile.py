@@ -163,3 +163,23 @@ def test_compiled_functional_call_breaks_once(fresh_dynamo):
         torch.testing.assert_close(ours, reference, rtol=0, atol=0)
     _assert_one_clean_break_each(["sgd"])
     assert fresh_dynamo == []
+
+
+def test_compiled_scaler_calls_break_once_each(fresh_dynamo):
+    from fusedoptim.preprocessing import StandardScaler
+
+    def normalize(scaler, x):
+        scaler.partial_fit(x)
+        return scaler.transform(x) * 2
+
+    gen = torch.Generator().manual_seed(6)
+    batches = [torch.randn(32, 5, generator=gen) for _ in range(4)]
+    eager_scaler, scaler = StandardScaler(), StandardScaler()
+    compiled = torch.compile(normalize, backend="eager")
+    for x in batches:
+        torch.testing.assert_close(
+            compiled(scaler, x), normalize(eager_scaler, x.clone()), rtol=0, atol=0
+        )
+    breaks = {r: c for r, c in counters["graph_break"].items() if "Scaler" in r}
+    assert breaks and all(count == 1 for count in breaks.values()), breaks
+    assert fresh_dynamo == []

@@ -15,5 +15,6 @@ void bind_norms(pybind11::module_& m);
 void bind_cuda_testing(pybind11::module_& m);
 void bind_bench(pybind11::module_& m);
 void bind_quant(pybind11::module_& m);
+void bind_preprocessing(pybind11::module_& m);
 
 }  // namespace fusedoptim::bindings

@@ -12,6 +12,7 @@ struct IsaEntry {
   const OptimKernels& (*kernels)();
   const NormKernels& (*norms)();
   const QuantKernels& (*quant)();
+  const ScalerKernels& (*scalers)();
   bool (*supported)();
 };
 
@@ -35,13 +36,14 @@ bool cpu_has_avx512() {
 const std::vector<IsaEntry>& table() {
   static const std::vector<IsaEntry> entries = {
       {"baseline", &optim_kernels_baseline, &norm_kernels_baseline, &quant_kernels_baseline,
-       &always},
+       &scaler_kernels_baseline, &always},
 #if defined(FUSEDOPTIM_HAVE_ISA_avx2)
-      {"avx2", &optim_kernels_avx2, &norm_kernels_avx2, &quant_kernels_avx2, &cpu_has_avx2},
+      {"avx2", &optim_kernels_avx2, &norm_kernels_avx2, &quant_kernels_avx2, &scaler_kernels_avx2,
+       &cpu_has_avx2},
 #endif
 #if defined(FUSEDOPTIM_HAVE_ISA_avx512)
       {"avx512", &optim_kernels_avx512, &norm_kernels_avx512, &quant_kernels_avx512,
-       &cpu_has_avx512},
+       &scaler_kernels_avx512, &cpu_has_avx512},
 #endif
   };
   return entries;
@@ -93,5 +95,6 @@ void set_active_isa(const std::string& name) { active().store(&find_usable(name)
 const OptimKernels& optim_kernels() { return active().load()->kernels(); }
 const NormKernels& norm_kernels() { return active().load()->norms(); }
 const QuantKernels& quant_kernels() { return active().load()->quant(); }
+const ScalerKernels& scaler_kernels() { return active().load()->scalers(); }
 
 }  // namespace fusedoptim::cpu

@@ -7,6 +7,7 @@
 #include "cpu/norm_kernels.h"
 #include "cpu/optim_kernels.h"
 #include "cpu/quant_kernels.h"
+#include "cpu/scaler_kernels.h"
 
 namespace fusedoptim::cpu {
 
@@ -24,5 +25,6 @@ void set_active_isa(const std::string& name);
 const OptimKernels& optim_kernels();
 const NormKernels& norm_kernels();
 const QuantKernels& quant_kernels();
+const ScalerKernels& scaler_kernels();
 
 }  // namespace fusedoptim::cpu

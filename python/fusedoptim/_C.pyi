@@ -228,5 +228,35 @@ def plain_sgd(
     momentum: float,
     num_threads: int,
 ) -> None: ...
+def scaler_fit(
+    *,
+    dtype: int,
+    rows: int,
+    features: int,
+    data: int,
+    weights: int,
+    moments: bool,
+    stats: int,
+    shift: int,
+    choose_shift: bool,
+    num_threads: int,
+) -> int: ...
+def scaler_merge(*, features: int, stats: int, other: int) -> None: ...
+def scaler_transform(
+    *,
+    dtype: int,
+    math_double: bool,
+    op: int,
+    rows: int,
+    features: int,
+    src: int,
+    dst: int,
+    a: int,
+    b: int,
+    clip: bool,
+    low: float,
+    high: float,
+    num_threads: int,
+) -> int: ...
 
 __version__: str

@@ -5,7 +5,7 @@ updates every parameter of a group in one fused call, on CPU or CUDA, with
 torch.optim's results and state_dict layout.
 """
 
-from fusedoptim import _backend, functional, metrics, penalties
+from fusedoptim import _backend, functional, metrics, penalties, preprocessing
 from fusedoptim._backend import set_num_threads
 from fusedoptim._info import info
 from fusedoptim.early_stopping import EarlyStopping
@@ -35,6 +35,7 @@ __all__ = [
     "functional",
     "metrics",
     "penalties",
+    "preprocessing",
     "info",
     "set_num_threads",
     "__version__",

@@ -544,3 +544,71 @@ def plain_sgd(params, grads, buffers, *, lr, momentum, num_threads=None):
         "num_threads": resolve_num_threads(num_threads),
     }
     return lambda: _C.plain_sgd(**kwargs)
+
+
+# ---------------------------------------------------------------------------
+# preprocessing: the streaming scalers' statistics and transforms (CPU only;
+# fusedoptim/preprocessing/_torch_ops.py is the device path)
+# ---------------------------------------------------------------------------
+
+# Codes shared with csrc/ops/scaler.h (enum class ScalerOp).
+SCALER_SUBTRACT_DIVIDE = 0
+SCALER_MULTIPLY_ADD = 1
+
+
+def scaler_fit(
+    x, weights, stats, shift, moments: bool, choose_shift: bool, num_threads: int | None = None
+) -> int:
+    """Per-feature statistics of ``x`` (C-contiguous (rows, features) float32/float64, host
+    memory) written to ``stats`` (C-contiguous (features, 5) float64: weight, mean, m2, min,
+    max), NaN skipped, the means relative to ``shift`` (contiguous float64, one per feature;
+    with ``choose_shift`` it is first filled from the data). ``weights``: None or one
+    float64 per row (contiguous). Returns -1, or the flat index of the first +-inf element
+    of ``x`` (``stats`` is then unspecified)."""
+    rows, features = x.shape
+    return _C.scaler_fit(
+        dtype=dtype_code(x),
+        rows=rows,
+        features=features,
+        data=address(x),
+        weights=0 if weights is None else address(weights),
+        moments=moments,
+        stats=address(stats),
+        shift=address(shift),
+        choose_shift=choose_shift,
+        num_threads=resolve_num_threads(num_threads),
+    )
+
+
+def scaler_merge(stats, other) -> None:
+    """Merges the statistics array ``other`` into ``stats`` (both (features, 5) float64)."""
+    _C.scaler_merge(features=stats.shape[0], stats=address(stats), other=address(other))
+
+
+def scaler_transform(
+    src, dst, op: int, a, b, *, math_double: bool, clip=None, num_threads: int | None = None
+) -> int:
+    """``dst = (src - a) / b`` (SCALER_SUBTRACT_DIVIDE) or ``src * a + b`` (SCALER_MULTIPLY_ADD)
+    per feature, rounded to the data dtype after each operation, clipped to ``clip = (low,
+    high)`` if given. src/dst: C-contiguous (rows, features) of one float dtype in host memory,
+    possibly the same array; a, b: contiguous float64, one value per feature. Returns -1, or
+    the flat index of the first +-inf element of src (in place, nothing is written then)."""
+    rows, features = src.shape
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    low, high = (0.0, 0.0) if clip is None else clip
+    return _C.scaler_transform(
+        dtype=dtype_code(src),
+        math_double=math_double,
+        op=op,
+        rows=rows,
+        features=features,
+        src=address(src),
+        dst=address(dst),
+        a=address(a),
+        b=address(b),
+        clip=clip is not None,
+        low=float(low),
+        high=float(high),
+        num_threads=resolve_num_threads(num_threads),
+    )
