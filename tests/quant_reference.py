@@ -10,8 +10,6 @@ decoded moments (itself tested against torch.optim), encode.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 import fusedoptim
@@ -63,38 +61,28 @@ SIGNED = Format(3, signed=True, keep_nonzero=False)
 ROOT = Format(4, signed=False, keep_nonzero=True)
 
 
-def blocks(flat: torch.Tensor, block: int) -> list[torch.Tensor]:
-    return list(flat.split(block))
-
-
-def absmax_of(values: torch.Tensor) -> torch.Tensor:
-    """float32 absmax of one block; NaN if any NaN, else inf if any inf."""
-    if values.isnan().any():
-        return torch.tensor(float("nan"))
-    return values.abs().max() if values.numel() else torch.tensor(0.0)
+def _in_blocks(flat: torch.Tensor, block: int) -> torch.Tensor:
+    """(blocks, block) view of a 1-D tensor, zero-padded at the end."""
+    pad = (-flat.numel()) % block
+    return torch.cat([flat, flat.new_zeros(pad)]).view(-1, block)
 
 
 def quantize(fmt: Format, values: torch.Tensor, block: int = BLOCK):
-    """(codes, absmax) of 1-D float32 values."""
-    codes, absmaxes = [], []
-    for chunk in blocks(values, block):
-        absmax = absmax_of(chunk)
-        finite = math.isfinite(absmax.item())
-        scale = torch.tensor(fmt.max_value, dtype=torch.float32) / absmax
-        if not finite or absmax.item() == 0:
-            scale = torch.tensor(0.0)
-        codes.append(fmt.encode(chunk * scale))
-        absmaxes.append(absmax.float())
-    return torch.cat(codes), torch.stack(absmaxes)
+    """(codes, absmax) of 1-D float32 values: per block, the absmax (NaN if a
+    value is NaN, else inf if one is inf) and the codes of values times
+    max_value / absmax (times 0 for a zero or non-finite block)."""
+    x = _in_blocks(values.float(), block)
+    absmax = x.abs().amax(dim=1)  # amax propagates NaN
+    usable = absmax.isfinite() & (absmax > 0)
+    scale = torch.where(usable, torch.tensor(fmt.max_value) / absmax, torch.tensor(0.0))
+    codes = fmt.encode(x * scale[:, None]).reshape(-1)[: values.numel()]
+    return codes, absmax
 
 
 def dequantize(fmt: Format, codes: torch.Tensor, absmax: torch.Tensor, block: int = BLOCK):
-    out = []
-    for k, chunk in enumerate(blocks(codes, block)):
-        a = absmax[k]
-        scale = a / torch.tensor(fmt.max_value) if math.isfinite(a.item()) else a * float("nan")
-        out.append(fmt.decode(chunk) * scale)
-    return torch.cat(out)
+    scale = torch.where(absmax.isfinite(), absmax / fmt.max_value, torch.tensor(float("nan")))
+    padded = _in_blocks(codes, block)
+    return (fmt.decode(padded) * scale[:, None]).reshape(-1)[: codes.numel()]
 
 
 def quantize_second_moment(v: torch.Tensor, block: int = BLOCK):
@@ -131,3 +119,25 @@ def adam8bit_step(param, grad, state, step, *, block=BLOCK, amsgrad=False, **hyp
     state["exp_avg_sq"] = quantize_second_moment(v, block)
     if amsgrad:
         state["max_exp_avg_sq"] = quantize_second_moment(v_max[0], block)
+
+
+def sgd8bit_step(param, grad, state, *, block=BLOCK, **hyper):
+    """One SGD step with an 8-bit momentum buffer ``state`` = {"momentum_buffer":
+    (codes, absmax) or None} (updated in place), as decode, fusedoptim's float
+    step, encode."""
+    buffer = state.get("momentum_buffer")
+    floats = [None if buffer is None else dequantize(SIGNED, *buffer, block)]
+    shadow = param.float()
+    fusedoptim.functional.sgd([shadow], [grad.float()], floats, **hyper)
+    param.copy_(shadow)
+    if hyper.get("momentum", 0.0) != 0.0:
+        state["momentum_buffer"] = quantize(SIGNED, floats[0], block)
+
+
+def zero_state(numel: int, amsgrad: bool = False, block: int = BLOCK) -> dict:
+    """The 8-bit state Adam8bit starts from: every moment 0."""
+    zeros = torch.zeros(numel)
+    state = {"exp_avg": quantize(SIGNED, zeros, block), "exp_avg_sq": quantize(ROOT, zeros, block)}
+    if amsgrad:
+        state["max_exp_avg_sq"] = quantize(ROOT, zeros, block)
+    return state

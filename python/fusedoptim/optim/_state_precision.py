@@ -189,7 +189,8 @@ def dequantize_entry(entry: dict, param: torch.Tensor | None, block_size: int) -
 
 
 def dequantized_state_dict(state_dict: dict[str, Any]) -> dict[str, Any]:
-    """A copy of an optimizer state dict with every 8-bit moment in float32.
+    """A copy of an optimizer state dict (tensors included) with every 8-bit
+    moment in float32.
 
     ``torch.optim.AdamW(...).load_state_dict(fusedoptim.dequantized_state_dict(
     fusedoptim.AdamW8bit(...).state_dict()))``: the result has torch.optim's
@@ -207,7 +208,10 @@ def dequantized_state_dict(state_dict: dict[str, Any]) -> dict[str, Any]:
         for index in group["params"]:
             block_of[index] = block_size
     for index, entry in state_dict["state"].items():
-        entry = dict(entry)
+        # A copy, like the param groups: the tensors of a live optimizer's
+        # state_dict() are its state (a step counter shared by two optimizers
+        # would count twice).
+        entry = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in entry.items()}
         if is_quantized(entry):
             dequantize_entry(entry, None, block_of.get(index, DEFAULT_BLOCK_SIZE))
         out["state"][index] = entry
