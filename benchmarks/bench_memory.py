@@ -28,6 +28,7 @@ import argparse
 import gc
 import importlib
 import os
+import statistics
 import sys
 import time
 
@@ -99,6 +100,7 @@ def measure(name, build, workload, rss, steps):
         "state_by_key": counted.by_key,
         "peak_extra_bytes": [r.peak_extra for r in readings],
         "faulted_bytes": [r.faulted for r in readings],
+        "step_s": [r.seconds for r in readings],
         "first_step_s": first_s,
     }
     del optimizer, params
@@ -222,6 +224,26 @@ def format_workload(workload, checks, rows) -> str:
         "steps of VmHWM minus VmRSS before the step;\nfaulted: the most pages faulted in by "
         "one of those steps, times the page size (an upper bound on the peak)."
     )
+    timed = [r for r in rows if "skipped" not in r and r["step_s"]]
+    if timed:
+        lines.append(
+            "first step (state allocated on fresh pages; torchao: its compile) against the "
+            "warm steps above (median; not interleaved):"
+        )
+        first_rows = []
+        for r in timed:
+            warm = statistics.median(r["step_s"])
+            first_rows.append(
+                [
+                    r["name"],
+                    f"{1e3 * r['first_step_s']:.1f}",
+                    f"{1e3 * warm:.1f}",
+                    f"{r['first_step_s'] / warm:.2f}x",
+                ]
+            )
+        lines.append(
+            report.table(["optimizer", "first step ms", "warm ms", "first / warm"], first_rows)
+        )
     return "\n".join(lines)
 
 

@@ -43,6 +43,7 @@ import ctypes.util
 import gc
 import math
 import resource
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -69,6 +70,7 @@ def _status() -> dict[str, int]:
 class Reading:
     peak_extra: int  # bytes: VmHWM during the call minus VmRSS before it
     faulted: int  # bytes: pages faulted in during the call, an upper bound on peak_extra
+    seconds: float = math.nan  # the call's duration
 
 
 def _faults() -> int:
@@ -122,13 +124,15 @@ class PeakRss:
             self._reset()
             before = _status()["VmRSS"]
             faults = _faults()
+            t0 = time.perf_counter()
             fn()
+            seconds = time.perf_counter() - t0
             faults = _faults() - faults
             peak = _status()["VmHWM"]
         finally:
             if was_enabled:
                 gc.enable()
-        return Reading(peak - before, faults * resource.getpagesize())
+        return Reading(peak - before, faults * resource.getpagesize(), seconds)
 
     def extra(self, fn: Callable[[], object]) -> int:
         """Bytes by which the peak RSS during ``fn()`` exceeds the RSS before it."""
