@@ -1,7 +1,10 @@
 """fusedoptim vs torch.optim (for-loop, foreach, fused), a plain fused C loop and
 DeepSpeed's CPUAdam when installed: SGD, SGD momentum, Adam, AdamW in fp32 and
 bf16 over one 16M and one 64M tensor, GPT-2 small and ResNet-50 shapes and 500
-tensors of 1,000, with the in-place update bandwidth measured in the same loop.
+tensors of 1,000, with the in-place update bandwidth measured in the same loop;
+and the 8-bit SGD8bit (momentum), Adam8bit, AdamW8bit against fusedoptim's
+float-state optimizers, torch.optim and bitsandbytes' and torchao's 8-bit
+optimizers when installed (see also bench_memory.py).
 
     PYTHONPATH=python python benchmarks/bench_optim.py            # the full suite
     PYTHONPATH=python python benchmarks/bench_optim.py --quick    # fusedoptim bench's default

@@ -13,11 +13,18 @@ from fusedoptim._bench.implementations import FUSEDOPTIM, KINDS, PROBE
 
 @dataclass
 class Settings:
-    """Defaults: the quick run (8 cases, well under a minute on 2 idle cores)."""
+    """Defaults: the quick run (9 cases, well under a minute on 2 idle cores)."""
 
     workloads: tuple[str, ...] = workloads.QUICK
     optimizers: tuple[str, ...] = ("sgd_momentum", "adamw")
     dtypes: tuple[str, ...] = ("fp32", "bf16")
+    # (workload, optimizer, dtype) cases run after the grid above: the quick
+    # run's one 8-bit case. Naming workloads, optimizers or dtypes on the
+    # command line drops them.
+    extra_cases: tuple[tuple[str, str, str], ...] = (("16M", "adamw8bit", "fp32"),)
+    # Whether the 8-bit cases time bitsandbytes and torchao (when installed):
+    # seconds per step and a compile; see [note: third-party 8-bit references].
+    eight_bit_references: bool = False
     warmup: int = 1
     rounds: int = 15
     min_rounds: int = 3
@@ -32,6 +39,8 @@ class Settings:
             rounds=30,
             min_rounds=5,
             max_seconds=8.0,
+            extra_cases=(),
+            eight_bit_references=True,
         )
 
 
@@ -44,6 +53,7 @@ class ImplResult:
     gbps: float
     percent_of_limit: float
     fusedoptim_speedup: float | None  # this implementation's median / fusedoptim's
+    first_ms: float | None = None  # the first step on these params (see timing.Timing.first)
 
 
 @dataclass
@@ -62,6 +72,7 @@ class CaseResult:
     skipped: dict[str, str] = field(default_factory=dict)
     # Timed, but not compared: see [note: verifying the references].
     wrong: dict[str, str] = field(default_factory=dict)
+    eight_bit: bool = False  # fusedoptim's optimizer keeps 8-bit state
 
     @property
     def title(self) -> str:
@@ -80,8 +91,16 @@ def cases(settings: Settings) -> list[tuple[workloads.Workload, str, str]]:
             raise ValueError(
                 f"unknown dtype {name!r}: choose from {', '.join(implementations.DTYPES)}"
             )
+    for _, optimizer, dtype in settings.extra_cases:
+        if optimizer not in KINDS or dtype not in implementations.DTYPES:
+            raise ValueError(f"unknown optimizer or dtype in the case {optimizer!r}, {dtype!r}")
     loads = [workloads.parse(w) for w in settings.workloads]
-    return [(w, o, d) for w in loads for o in settings.optimizers for d in settings.dtypes]
+    todo = [(w, o, d) for w in loads for o in settings.optimizers for d in settings.dtypes]
+    for name, optimizer, dtype in settings.extra_cases:
+        load = workloads.parse(name)
+        if (load.name, optimizer, dtype) not in {(w.name, o, d) for w, o, d in todo}:
+            todo.append((load, optimizer, dtype))
+    return todo
 
 
 def run_case(
@@ -92,9 +111,10 @@ def run_case(
     progress: Progress | None = None,
 ) -> CaseResult:
     kind = KINDS[optimizer]
-    wrong = implementations.wrong_results(kind, implementations.DTYPES[dtype])
+    references = settings.eight_bit_references
+    wrong = implementations.wrong_results(kind, implementations.DTYPES[dtype], references)
     params = implementations.make_params(workload.shapes, implementations.DTYPES[dtype])
-    impls = implementations.implementations(kind, params)
+    impls = implementations.implementations(kind, params, references)
     probe, probe_bytes = implementations.probe(kind, params)
     timed = {i.name: i.step for i in impls + [probe] if i.step is not None}
 
@@ -110,7 +130,7 @@ def run_case(
         max_seconds=settings.max_seconds,
         on_round=on_round,
     )
-    bytes_per_step = workload.numel * kind.bytes_per_element(implementations.DTYPES[dtype])
+    bytes_per_step = kind.bytes_per_step(workload.shapes, implementations.DTYPES[dtype])
     limit = timings.pop(PROBE)
     limit_gbps = probe_bytes / limit.median / 1e9
     ours = timings.get(FUSEDOPTIM)
@@ -127,6 +147,7 @@ def run_case(
         limit_ms=limit.median * 1e3,
         skipped={i.name: i.skipped for i in impls if i.step is None},
         wrong=wrong,
+        eight_bit=kind.eight_bit,
     )
     for name, t in timings.items():
         gbps = bytes_per_step / t.median / 1e9
@@ -140,6 +161,7 @@ def run_case(
             fusedoptim_speedup=(
                 t.median / ours.median if ours is not None and name not in wrong else None
             ),
+            first_ms=None if t.first is None else t.first * 1e3,
         )
     del impls, probe, timed, params
     gc.collect()

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Timing:
     times: tuple[float, ...]  # seconds, one per round
+    # The very first call (a warm-up call, or the first round without one):
+    # state allocation, first touch of its pages, a library's compile.
+    first: float | None = None
 
     @property
     def median(self) -> float:
@@ -38,11 +41,15 @@ def interleaved(
     on_round: Callable[[int], None] | None = None,
 ) -> dict[str, Timing]:
     """Times each callable ``rounds`` times (fewer, but at least ``min_rounds``, once
-    ``max_seconds`` have passed); ``warmup`` untimed calls each come first."""
+    ``max_seconds`` have passed); ``warmup`` calls each come first, out of the
+    statistics (only the first call's time is kept, as ``Timing.first``)."""
     names = list(fns)
+    first: dict[str, float] = {}
     for name in names:
         for _ in range(warmup):
+            t0 = time.perf_counter()
             fns[name]()
+            first.setdefault(name, time.perf_counter() - t0)
     times: dict[str, list[float]] = {name: [] for name in names}
     # A collection in the middle of one call would be charged to that call alone.
     was_enabled = gc.isenabled()
@@ -63,4 +70,4 @@ def interleaved(
     finally:
         if was_enabled:
             gc.enable()
-    return {name: Timing(tuple(t)) for name, t in times.items()}
+    return {name: Timing(tuple(t), first.get(name, t[0])) for name, t in times.items()}

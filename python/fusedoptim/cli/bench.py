@@ -1,7 +1,10 @@
 """Time fusedoptim's optimizer step against torch.optim (for-loop, foreach, fused)
 in one interleaved run, with the machine's in-place update bandwidth measured in
-the same loop. The default is a quick run (under a minute on 2 cores); --full runs
-every workload of the suite (several minutes, GBs of memory for GPT-2 shapes)."""
+the same loop. The 8-bit optimizers are timed against fusedoptim's float-state
+ones, torch.optim, and bitsandbytes' and torchao's 8-bit optimizers when those
+are installed (--full, or an 8-bit kind named in --optimizers). The default is a
+quick run (under a minute on 2 cores, one 8-bit case); --full runs every workload
+and optimizer of the suite (many minutes, GBs of memory for GPT-2 shapes)."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--full",
         action="store_true",
-        help="all workloads (16M, 64M, gpt2, 500x1000, resnet50), more rounds",
+        help="all workloads (16M, 64M, gpt2, 500x1000, resnet50) and optimizers, more rounds",
     )
     parser.add_argument(
         "--workloads",
@@ -28,7 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated: gpt2, resnet50 or [COUNTx]SIZE[k|M] such as 16M, 500x1000",
     )
     parser.add_argument(
-        "--optimizers", type=_csv, help="comma-separated subset of sgd,sgd_momentum,adam,adamw"
+        "--optimizers",
+        type=_csv,
+        help="comma-separated subset of sgd,sgd_momentum,adam,adamw and the 8-bit "
+        "sgd_momentum8bit,adam8bit,adamw8bit (these time bitsandbytes and torchao too, "
+        "when installed)",
     )
     parser.add_argument("--dtypes", type=_csv, help="comma-separated subset of fp32,bf16")
     parser.add_argument(
@@ -64,6 +71,10 @@ def settings_from(args: argparse.Namespace):
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)
+    if any(getattr(args, name) is not None for name in ("workloads", "optimizers", "dtypes")):
+        settings.extra_cases = ()  # the cases asked for, and only those
+    if args.optimizers is not None:
+        settings.eight_bit_references = True
     if settings.rounds < 1 or settings.warmup < 0:
         raise ValueError("--rounds must be >= 1 and --warmup >= 0")
     settings.min_rounds = min(settings.min_rounds, settings.rounds)
@@ -108,10 +119,11 @@ def _run(args: argparse.Namespace, settings) -> int:
     def on_case_done(case) -> None:
         if not args.quiet:
             ours = case.implementations.get("fusedoptim")
-            fused = case.implementations.get("torch fused")
+            other = "fusedoptim float state" if case.eight_bit else "torch fused"
+            fused = case.implementations.get(other)
             text = f" {ours.median_ms:.3f} ms" if ours else ""
             if ours and fused:
-                text += f" (torch fused {fused.median_ms:.3f} ms)"
+                text += f" ({other} {fused.median_ms:.3f} ms)"
             err.write(text + "\n")
             err.flush()
         if details:
