@@ -26,6 +26,19 @@ inline std::vector<double> distinct_steps(const std::vector<double>& steps,
   return distinct;
 }
 
+// A call's mixed precision (see [note: staged blocks] in cpu/optim_kernels.cpp);
+// by default every tensor has the params' dtype and params round to nearest.
+struct Precision {
+  ops::DType grad_dtype = ops::DType::kFloat32;   // the grads' storage type
+  ops::DType state_dtype = ops::DType::kFloat32;  // the float moments' (not 8-bit ones)
+  // Master weights: the params above are the fp32 masters, and these the
+  // half-precision params written from them in the same pass (empty: none).
+  std::vector<void*> param_copies;
+  ops::DType copy_dtype = ops::DType::kFloat32;
+  bool stochastic_round = false;  // bf16 params rounded with ops/random.h's bits
+  std::vector<uint32_t> keys;     // per tensor: this step's key (ops::stream_key)
+};
+
 struct AdamBatch {
   ops::DType dtype = ops::DType::kFloat32;
   std::vector<int64_t> numels;
@@ -39,6 +52,7 @@ struct AdamBatch {
   // mid-training (or loaded from another run) still gets its own bias
   // corrections, exactly as torch.optim does.
   std::vector<double> steps;
+  Precision precision;
 
   size_t size() const { return numels.size(); }
 };
@@ -52,6 +66,7 @@ struct SgdBatch {
   // Per tensor: 1 when its momentum buffer is created by this step (torch sets
   // buf = grad then), 0 when it is updated.
   std::vector<uint8_t> new_buffers;
+  Precision precision;
 
   size_t size() const { return numels.size(); }
 };

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ops/storage.h"
+#include "optim_batch.h"
 
 namespace fusedoptim {
 
@@ -31,6 +32,7 @@ struct Adam8bitBatch {
   QuantMoments exp_avg_sq;      // the codes of sqrt(exp_avg_sq)
   QuantMoments max_exp_avg_sq;  // empty unless amsgrad
   std::vector<double> steps;    // as AdamBatch::steps
+  Precision precision;          // as AdamBatch::precision (state_dtype unused)
 
   size_t size() const { return numels.size(); }
 };
@@ -43,6 +45,7 @@ struct Sgd8bitBatch {
   std::vector<const void*> grads;
   QuantMoments momentum_buffer;      // empty when momentum == 0
   std::vector<uint8_t> new_buffers;  // as SgdBatch::new_buffers
+  Precision precision;
 
   size_t size() const { return numels.size(); }
 };

@@ -105,7 +105,8 @@ def adam8bit_step(param, grad, state, step, *, block=BLOCK, amsgrad=False, **hyp
     """One Adam/AdamW step of a 1-D float32/fp16/bf16 param with 8-bit state
     ``state`` = {"exp_avg": (codes, absmax), "exp_avg_sq": ..., ["max_exp_avg_sq"]}
     (updated in place), done as decode, fusedoptim's float step, encode.
-    ``step`` is the count before this step."""
+    ``step`` is the count before this step. Returns the new param in float32
+    (before it is stored in the param's dtype)."""
     m = dequantize(SIGNED, *state["exp_avg"], block)
     v = dequantize_second_moment(*state["exp_avg_sq"], block)
     v_max = [dequantize_second_moment(*state["max_exp_avg_sq"], block)] if amsgrad else []
@@ -119,12 +120,13 @@ def adam8bit_step(param, grad, state, step, *, block=BLOCK, amsgrad=False, **hyp
     state["exp_avg_sq"] = quantize_second_moment(v, block)
     if amsgrad:
         state["max_exp_avg_sq"] = quantize_second_moment(v_max[0], block)
+    return shadow
 
 
 def sgd8bit_step(param, grad, state, *, block=BLOCK, **hyper):
     """One SGD step with an 8-bit momentum buffer ``state`` = {"momentum_buffer":
     (codes, absmax) or None} (updated in place), as decode, fusedoptim's float
-    step, encode."""
+    step, encode. Returns the new param in float32."""
     buffer = state.get("momentum_buffer")
     floats = [None if buffer is None else dequantize(SIGNED, *buffer, block)]
     shadow = param.float()
@@ -132,6 +134,7 @@ def sgd8bit_step(param, grad, state, *, block=BLOCK, **hyper):
     param.copy_(shadow)
     if hyper.get("momentum", 0.0) != 0.0:
         state["momentum_buffer"] = quantize(SIGNED, floats[0], block)
+    return shadow
 
 
 def zero_state(numel: int, amsgrad: bool = False, block: int = BLOCK) -> dict:

@@ -17,16 +17,20 @@ from hypothesis import strategies as st
 from fusedoptim import _C
 
 SMALL, LARGE = 4096, 32764  # kernel argument space before / from CUDA 12.1
-DEPTHS = (2, 3, 4, 5)  # pointer streams: SGD 2-3, Adam 4-5
+# Pointer streams: SGD 2-3, Adam 4-5, one more for a param copy (master
+# weights), 8-bit state (codes + absmax per moment, and the copy) up to 9.
+DEPTHS = (2, 3, 4, 5, 6, 7, 8, 9)
 
 
-def plan(numels, variants=(), depth=4, param_bytes=LARGE):
-    return _C._cuda_chunk_plan(list(numels), list(variants), depth=depth, param_bytes=param_bytes)
+def plan(numels, variants=(), depth=4, param_bytes=LARGE, keyed=False):
+    return _C._cuda_chunk_plan(
+        list(numels), list(variants), depth=depth, param_bytes=param_bytes, keyed=keyed
+    )
 
 
-def check_plan(numels, variants=(), depth=4, param_bytes=LARGE):
+def check_plan(numels, variants=(), depth=4, param_bytes=LARGE, keyed=False):
     """Asserts every invariant of a plan; returns it."""
-    result = plan(numels, variants, depth, param_bytes)
+    result = plan(numels, variants, depth, param_bytes, keyed)
     variants = list(variants) or [0] * len(numels)
     chunk = result["chunk_elements"]
     covered = {i: [] for i in range(len(numels))}
@@ -42,6 +46,10 @@ def check_plan(numels, variants=(), depth=4, param_bytes=LARGE):
             tensors.append(streams[0])
         assert len(set(tensors)) == len(tensors), "a tensor holds two slots of one launch"
         assert tensors == sorted(tensors), "slots follow batch order"
+        if keyed:  # each slot carries its own tensor's stochastic-rounding key
+            assert launch["keys"] == tensors
+        else:
+            assert "keys" not in launch
         for t in tensors:
             assert variants[t] == launch["variant"]
             assert numels[t] > 0, "an empty tensor took a slot"
@@ -61,17 +69,28 @@ def launches_of(result):
     return result["launches"]
 
 
+@pytest.mark.parametrize("keyed", [False, True])
 @pytest.mark.parametrize("param_bytes", [SMALL, LARGE])
 @pytest.mark.parametrize("depth", DEPTHS)
-def test_table_fits_the_kernel_argument_space(depth, param_bytes):
-    result = plan([1], depth=depth, param_bytes=param_bytes)
+def test_table_fits_the_kernel_argument_space(depth, param_bytes, keyed):
+    result = plan([1], depth=depth, param_bytes=param_bytes, keyed=keyed)
     assert result["chunk_elements"] == 65536
     # 256 bytes stay free for the op's scalars.
     assert result["table_bytes"] <= param_bytes - 256
-    table = depth * 8 * result["max_tensors"] + 8 * result["max_tensors"]
-    table += 6 * result["max_blocks"]
+    slot_bytes = depth * 8 + 8 + (4 if keyed else 0)
+    table = slot_bytes * result["max_tensors"] + 6 * result["max_blocks"]
     assert table <= result["table_bytes"]
-    assert result["max_tensors"] >= (30 if param_bytes == SMALL else 400)
+    # Nearly all of the space is used: less than one more slot is left.
+    assert param_bytes - 256 - table < slot_bytes + 8 + (0 if keyed else 4)
+    assert result["max_tensors"] >= (20 if param_bytes == SMALL else 200)
+
+
+@pytest.mark.parametrize("depth", [3, 6, 9])
+def test_keyed_tables_carry_each_tensors_key(depth):
+    numels = [1 + (i * 7919) % 200000 for i in range(700)]
+    for param_bytes in (SMALL, LARGE):
+        launches = launches_of(check_plan(numels, depth=depth, param_bytes=param_bytes, keyed=True))
+        assert len(launches) > 1
 
 
 def test_empty_batches_launch_nothing():
@@ -93,14 +112,15 @@ def test_sizes_straddling_a_chunk(n):
     assert launch["blocks"][-1][2] == n - (len(launch["blocks"]) - 1) * 65536
 
 
+@pytest.mark.parametrize("keyed", [False, True])
 @pytest.mark.parametrize("param_bytes", [SMALL, LARGE])
-@pytest.mark.parametrize("depth", [2, 5])
-def test_many_tiny_tensors_fill_launches_by_tensor_count(depth, param_bytes):
-    limits = plan([1], depth=depth, param_bytes=param_bytes)
+@pytest.mark.parametrize("depth", [2, 5, 9])
+def test_many_tiny_tensors_fill_launches_by_tensor_count(depth, param_bytes, keyed):
+    limits = plan([1], depth=depth, param_bytes=param_bytes, keyed=keyed)
     max_tensors = limits["max_tensors"]
     count = 2 * max_tensors + 3
     numels = [1 + i % 7 for i in range(count)]
-    launches = launches_of(check_plan(numels, depth=depth, param_bytes=param_bytes))
+    launches = launches_of(check_plan(numels, depth=depth, param_bytes=param_bytes, keyed=keyed))
     assert [len(launch["slots"]) for launch in launches] == [max_tensors, max_tensors, 3]
 
 
@@ -155,7 +175,9 @@ def test_each_launch_has_one_variant_in_order_of_first_appearance():
 
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="depth"):
-        plan([1], depth=6)
+        plan([1], depth=10)
+    with pytest.raises(ValueError, match="depth"):
+        plan([1], depth=1, keyed=True)
     with pytest.raises(ValueError, match="param_bytes"):
         plan([1], param_bytes=1000)
     with pytest.raises(ValueError, match="variant"):

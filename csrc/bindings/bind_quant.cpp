@@ -78,18 +78,20 @@ struct Adam8bitCall {
   int step_dtype;
   int device;
   std::vector<int64_t> grad_positions;
+  std::vector<int64_t> streams;
 
   Adam8bitCall(int dtype_code, int64_t block_size, const std::vector<int64_t>& numels,
                const Addresses& params, const Addresses& exp_avg_codes,
                const Addresses& exp_avg_absmax, const Addresses& exp_avg_sq_codes,
                const Addresses& exp_avg_sq_absmax, const Addresses& max_exp_avg_sq_codes,
                const Addresses& max_exp_avg_sq_absmax, const Addresses& steps, int step_dtype,
-               int device, const std::vector<int64_t>& positions)
-      : steps(steps), step_dtype(step_dtype), device(device) {
+               int device, const std::vector<int64_t>& positions, const PrecisionArgs& precision)
+      : steps(steps), step_dtype(step_dtype), device(device), streams(precision.streams) {
     check_device_supported(device);
     check_numels(numels);
     check_block_size(block_size);
     batch.dtype = param_dtype_from_code(dtype_code);
+    batch.precision = checked_precision(batch.dtype, precision, numels);
     batch.block_size = block_size;
     batch.numels = numels;
     batch.params = addresses(params, "params", numels, batch.dtype);
@@ -114,6 +116,8 @@ struct Adam8bitCall {
     std::vector<void*> counters;
     for (uintptr_t step : steps) counters.push_back(reinterpret_cast<void*>(step));
     written.add("steps", counters, std::vector<int64_t>(steps.size(), 1), step_dtype == 0 ? 4 : 8);
+    written.add("param_copies", batch.precision.param_copies, numels,
+                ops::element_size(batch.precision.copy_dtype));
     written.check_disjoint();
   }
 };
@@ -121,7 +125,8 @@ struct Adam8bitCall {
 void adam8bit_step(const Adam8bitCall& call, const py::handle grads, double lr, double beta1,
                    double beta2, double eps, double weight_decay, double l1,
                    bool decoupled_weight_decay, bool amsgrad, bool maximize, double grad_unscale,
-                   double grad_clip, int num_threads, uintptr_t stream) {
+                   double grad_clip, int num_threads, uintptr_t stream, bool stochastic_round,
+                   uint64_t seed) {
   check_device_supported(call.device);
   check_threads(num_threads);
   check_finite_all({{lr, "lr"},
@@ -138,8 +143,11 @@ void adam8bit_step(const Adam8bitCall& call, const py::handle grads, double lr, 
   } else if (batch.max_exp_avg_sq.codes.size() != batch.size()) {
     throw py::value_error("max_exp_avg_sq_codes: amsgrad=True needs one per tensor");
   }
-  batch.grads = grad_addresses(grads, call.grad_positions, batch.numels, batch.dtype);
+  batch.grads =
+      grad_addresses(grads, call.grad_positions, batch.numels, batch.precision.grad_dtype);
   batch.steps = incremented_steps(call.steps, call.step_dtype);
+  set_stochastic_round(&batch.precision, batch.dtype, stochastic_round, seed, call.streams,
+                       batch.steps);
   const ops::AdamHyper hyper{
       lr,      beta1,    beta2,        eps,      weight_decay, l1, decoupled_weight_decay,
       amsgrad, maximize, grad_unscale, grad_clip};
@@ -158,16 +166,22 @@ struct Sgd8bitCall {
   Sgd8bitBatch batch;  // grads are filled by each step
   int device;
   std::vector<int64_t> grad_positions;
+  std::vector<int64_t> streams;
+  Addresses steps;  // as SgdCall::steps
+  int step_dtype;
 
   Sgd8bitCall(int dtype_code, int64_t block_size, const std::vector<int64_t>& numels,
               const Addresses& params, const Addresses& momentum_buffer_codes,
               const Addresses& momentum_buffer_absmax, const std::vector<bool>& new_buffers,
-              int device, const std::vector<int64_t>& positions)
-      : device(device) {
+              int device, const std::vector<int64_t>& positions, const PrecisionArgs& precision,
+              const Addresses& steps, int step_dtype)
+      : device(device), streams(precision.streams), steps(steps), step_dtype(step_dtype) {
     check_device_supported(device);
     check_numels(numels);
     check_block_size(block_size);
     batch.dtype = param_dtype_from_code(dtype_code);
+    batch.precision = checked_precision(batch.dtype, precision, numels);
+    if (!steps.empty()) check_steps(steps, step_dtype, numels.size());
     batch.block_size = block_size;
     batch.numels = numels;
     batch.params = addresses(params, "params", numels, batch.dtype);
@@ -184,13 +198,19 @@ struct Sgd8bitCall {
                   batch.momentum_buffer, numels, block_size);
     }
     grad_positions = checked_positions(positions, numels.size());
+    written.add("param_copies", batch.precision.param_copies, numels,
+                ops::element_size(batch.precision.copy_dtype));
+    std::vector<void*> counters;
+    for (uintptr_t step : steps) counters.push_back(reinterpret_cast<void*>(step));
+    written.add("steps", counters, std::vector<int64_t>(steps.size(), 1), step_dtype == 0 ? 4 : 8);
     written.check_disjoint();
   }
 };
 
 void sgd8bit_step(Sgd8bitCall& call, const py::handle grads, double lr, double momentum,
                   double dampening, double weight_decay, double l1, bool nesterov, bool maximize,
-                  double grad_unscale, double grad_clip, int num_threads, uintptr_t stream) {
+                  double grad_unscale, double grad_clip, int num_threads, uintptr_t stream,
+                  bool stochastic_round, uint64_t seed) {
   check_device_supported(call.device);
   check_threads(num_threads);
   check_finite_all({{lr, "lr"},
@@ -208,7 +228,14 @@ void sgd8bit_step(Sgd8bitCall& call, const py::handle grads, double lr, double m
   } else if (batch.momentum_buffer.codes.size() != batch.size()) {
     throw py::value_error("momentum_buffer_codes: momentum != 0 needs one buffer per tensor");
   }
-  batch.grads = grad_addresses(grads, call.grad_positions, batch.numels, batch.dtype);
+  batch.grads =
+      grad_addresses(grads, call.grad_positions, batch.numels, batch.precision.grad_dtype);
+  if (stochastic_round && call.steps.empty()) {
+    throw py::value_error("steps: stochastic rounding needs a step counter per tensor");
+  }
+  const std::vector<double> steps =
+      call.steps.empty() ? std::vector<double>{} : incremented_steps(call.steps, call.step_dtype);
+  set_stochastic_round(&batch.precision, batch.dtype, stochastic_round, seed, call.streams, steps);
   const ops::SgdHyper hyper{lr,       momentum, dampening,    weight_decay, l1,
                             nesterov, maximize, grad_unscale, grad_clip};
   launch_without_gil([&] {
@@ -222,6 +249,7 @@ void sgd8bit_step(Sgd8bitCall& call, const py::handle grads, double lr, double m
   if (momentum != 0.0) {
     std::fill(call.batch.new_buffers.begin(), call.batch.new_buffers.end(), 0);
   }
+  if (!steps.empty()) store_steps(call.steps, call.step_dtype, steps);
 }
 
 cpu::MomentKind kind_from_code(int code) {
@@ -294,36 +322,42 @@ void bind_quant(py::module_& m) {
                            "checked once.")
       .def(py::init<int, int64_t, const std::vector<int64_t>&, const Addresses&, const Addresses&,
                     const Addresses&, const Addresses&, const Addresses&, const Addresses&,
-                    const Addresses&, const Addresses&, int, int, const std::vector<int64_t>&>(),
+                    const Addresses&, const Addresses&, int, int, const std::vector<int64_t>&,
+                    const PrecisionArgs&>(),
            py::kw_only(), py::arg("dtype"), py::arg("block_size"), py::arg("numels"),
            py::arg("params"), py::arg("exp_avg_codes"), py::arg("exp_avg_absmax"),
            py::arg("exp_avg_sq_codes"), py::arg("exp_avg_sq_absmax"),
            py::arg("max_exp_avg_sq_codes"), py::arg("max_exp_avg_sq_absmax"), py::arg("steps"),
            py::arg("step_dtype"), py::arg("device") = -1,
-           py::arg("grad_positions") = std::vector<int64_t>{})
+           py::arg("grad_positions") = std::vector<int64_t>{},
+           py::arg("precision") = PrecisionArgs{})
       .def_readonly("device", &Adam8bitCall::device);
   py::class_<Sgd8bitCall>(m, "Sgd8bitCall",
                           "One fused SGD call with an 8-bit momentum buffer: its tensors except "
                           "the grads, checked once.")
       .def(py::init<int, int64_t, const std::vector<int64_t>&, const Addresses&, const Addresses&,
-                    const Addresses&, const std::vector<bool>&, int, const std::vector<int64_t>&>(),
+                    const Addresses&, const std::vector<bool>&, int, const std::vector<int64_t>&,
+                    const PrecisionArgs&, const Addresses&, int>(),
            py::kw_only(), py::arg("dtype"), py::arg("block_size"), py::arg("numels"),
            py::arg("params"), py::arg("momentum_buffer_codes"), py::arg("momentum_buffer_absmax"),
            py::arg("new_buffers"), py::arg("device") = -1,
-           py::arg("grad_positions") = std::vector<int64_t>{})
+           py::arg("grad_positions") = std::vector<int64_t>{},
+           py::arg("precision") = PrecisionArgs{}, py::arg("steps") = Addresses{},
+           py::arg("step_dtype") = 0)
       .def_readonly("device", &Sgd8bitCall::device);
 
   m.def("adam8bit_step", &adam8bit_step, py::arg("call"), py::arg("grads"), py::kw_only(),
         py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
         py::arg("l1"), py::arg("decoupled_weight_decay"), py::arg("amsgrad"), py::arg("maximize"),
         py::arg("grad_unscale") = 1.0, py::arg("grad_clip") = 1.0, py::arg("num_threads"),
-        py::arg("stream") = 0,
+        py::arg("stream") = 0, py::arg("stochastic_round") = false, py::arg("seed") = 0,
         "Adam/AdamW step with 8-bit moments over every tensor of `call`; increments each step "
         "counter. `grads`: their addresses, or a GradWatch after a successful collect().");
   m.def("sgd8bit_step", &sgd8bit_step, py::arg("call"), py::arg("grads"), py::kw_only(),
         py::arg("lr"), py::arg("momentum"), py::arg("dampening"), py::arg("weight_decay"),
         py::arg("l1"), py::arg("nesterov"), py::arg("maximize"), py::arg("grad_unscale") = 1.0,
         py::arg("grad_clip") = 1.0, py::arg("num_threads"), py::arg("stream") = 0,
+        py::arg("stochastic_round") = false, py::arg("seed") = 0,
         "SGD step with an 8-bit momentum buffer over every tensor of `call`.");
   m.def("quantize_moment", &quantize_moment, py::kw_only(), py::arg("kind"), py::arg("values"),
         py::arg("codes"), py::arg("absmax"), py::arg("numel"), py::arg("block_size"),

@@ -6,6 +6,7 @@
 
 #include "bindings/grad_watch.h"
 #include "bindings/tensor_args.h"
+#include "ops/random.h"
 
 namespace py = pybind11;
 
@@ -47,6 +48,52 @@ std::vector<const void*> grad_addresses(const py::handle grads,
 
 void check_finite_all(std::initializer_list<std::pair<double, const char*>> values) {
   for (auto [value, name] : values) check_finite(value, name);
+}
+
+Precision checked_precision(ops::DType dtype, const PrecisionArgs& args,
+                            const std::vector<int64_t>& numels) {
+  Precision p;
+  p.grad_dtype = args.grad_dtype < 0 ? dtype : dtype_from_code(args.grad_dtype);
+  p.state_dtype = args.state_dtype < 0 ? dtype : dtype_from_code(args.state_dtype);
+  const auto& param_copies = args.param_copies;
+  const bool mixed = p.grad_dtype != dtype || p.state_dtype != dtype || !param_copies.empty();
+  const auto is64 = [](ops::DType t) { return t == ops::DType::kFloat64; };
+  if (mixed && (is64(dtype) || is64(p.grad_dtype) || is64(p.state_dtype))) {
+    throw py::value_error(
+        "grad_dtype/state_dtype: float64 tensors take grads and state of float64 only");
+  }
+  if (!param_copies.empty()) {
+    p.copy_dtype = dtype_from_code(args.copy_dtype);
+    if (dtype != ops::DType::kFloat32 ||
+        (p.copy_dtype != ops::DType::kFloat16 && p.copy_dtype != ops::DType::kBFloat16)) {
+      throw py::value_error(
+          "param_copies: master weights are float32 params with float16/bfloat16 copies");
+    }
+    for (void* copy : addresses(param_copies, "param_copies", numels, p.copy_dtype)) {
+      p.param_copies.push_back(copy);
+    }
+  }
+  if (!args.streams.empty() && args.streams.size() != numels.size()) {
+    throw py::value_error("streams: expected one per tensor (or none)");
+  }
+  return p;
+}
+
+void set_stochastic_round(Precision* precision, ops::DType dtype, bool stochastic_round,
+                          uint64_t seed, const std::vector<int64_t>& streams,
+                          const std::vector<double>& steps) {
+  precision->stochastic_round = stochastic_round;
+  precision->keys.clear();
+  if (!stochastic_round) return;
+  if (dtype != ops::DType::kBFloat16) {
+    throw py::value_error("stochastic_round: only bfloat16 params are rounded stochastically");
+  }
+  if (streams.size() != steps.size()) {
+    throw py::value_error("streams: stochastic rounding needs one stream and one step per tensor");
+  }
+  for (size_t i = 0; i < streams.size(); ++i) {
+    precision->keys.push_back(ops::stream_key(seed, uint64_t(streams[i]), uint64_t(steps[i])));
+  }
 }
 
 }  // namespace fusedoptim::bindings

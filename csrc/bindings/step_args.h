@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ops/storage.h"
+#include "optim_batch.h"
 
 namespace fusedoptim::bindings {
 
@@ -24,6 +25,32 @@ std::vector<const void*> grad_addresses(pybind11::handle grads,
                                         const std::vector<int64_t>& numels, ops::DType dtype);
 
 void check_finite_all(std::initializer_list<std::pair<double, const char*>> values);
+
+// _C.CallPrecision: the mixed-precision arguments of a call, as Python gives
+// them (see checked_precision); default-constructed for the plain case.
+struct PrecisionArgs {
+  int grad_dtype = -1;
+  int state_dtype = -1;
+  std::vector<uintptr_t> param_copies;
+  int copy_dtype = -1;
+  std::vector<int64_t> streams;  // per tensor: its stream of random bits
+};
+
+// A call's mixed precision, checked (see Precision in optim_batch.h): the
+// grads' dtype (-1: the params'), the float moments' (-1: the params'), the
+// half-precision params written from fp32 masters (empty: no master weights)
+// and their dtype. Refuses combinations the kernels do not run: float64 mixed
+// with any other type, copies of a dtype other than fp16/bf16 or of params
+// that are not fp32 masters.
+Precision checked_precision(ops::DType dtype, const PrecisionArgs& args,
+                            const std::vector<int64_t>& numels);
+
+// Sets this step's stochastic rounding: the keys of ops::stream_key(seed,
+// streams[i], steps[i]) (streams: each tensor's position in its optimizer).
+// Refuses it for params that are not bf16.
+void set_stochastic_round(Precision* precision, ops::DType dtype, bool stochastic_round,
+                          uint64_t seed, const std::vector<int64_t>& streams,
+                          const std::vector<double>& steps);
 
 // Runs a kernel launch without the GIL. Callers write the step's bookkeeping
 // (step counters, new-buffer flags) only after it returns, so a launch that

@@ -43,5 +43,14 @@ FUSEDOPTIM_PAIR_INLINE void store_pair(ops::BFloat16* base, int64_t pair, float 
   memcpy(base + 2 * pair, &bits, sizeof(bits));
 }
 
+// store_pair with stochastic rounding: the low 16 bits of `random` round the
+// even element, the high 16 the odd one (ops/random.h gives 32 per pair).
+FUSEDOPTIM_PAIR_INLINE void store_pair_stochastic(ops::BFloat16* base, int64_t pair, float even,
+                                                  float odd, uint32_t random) {
+  const uint32_t bits = (ops::float_to_bf16_stochastic_high_half(even, random) >> 16) |
+                        (ops::float_to_bf16_stochastic_high_half(odd, random >> 16) & 0xFFFF0000u);
+  memcpy(base + 2 * pair, &bits, sizeof(bits));
+}
+
 }  // namespace FUSEDOPTIM_ISA_NAMESPACE
 }  // namespace fusedoptim::cpu

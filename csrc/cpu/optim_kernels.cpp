@@ -13,7 +13,9 @@
 #include "cpu/fp16_blocks.h"
 #include "cpu/half_pairs.h"
 #include "cpu/isa_build.h"
+#include "cpu/staged_blocks.h"
 #include "cpu/static_dispatch.h"
+#include "ops/random.h"
 
 namespace fusedoptim::cpu {
 namespace {
@@ -77,12 +79,14 @@ void adam_elements(S* __restrict param, const S* __restrict grad, S* __restrict 
 // [note: two phases] in ops/adam.h: the first converts, updates the moments
 // and takes the square roots; the second divides and writes the parameters.
 // The float values between the passes stay in L1 scratch, unrounded.
-template <bool kAmsgrad, bool kCoupledDecay, bool kL1, bool kScaleGrad>
+template <bool kAmsgrad, bool kCoupledDecay, bool kL1, bool kScaleGrad, bool kStochastic>
 void adam_bf16_pairs(BFloat16* __restrict param, const BFloat16* __restrict grad,
                      BFloat16* __restrict exp_avg, BFloat16* __restrict exp_avg_sq,
                      BFloat16* __restrict max_exp_avg_sq, int64_t n,
-                     const ops::AdamScalars<float>& scalars) {
+                     const ops::AdamScalars<float>& scalars, const ops::StoreRounding& rounding) {
   const ops::AdamScalars<float> s = scalars;
+  const uint32_t counter = uint32_t(rounding.first_index / 2);
+  const uint32_t key = ops::chunk_key(rounding.key, rounding.first_index / 2);
   constexpr int64_t kBlockPairs = 256;
   alignas(64) float p_even[kBlockPairs], p_odd[kBlockPairs];
   alignas(64) float m_even[kBlockPairs], m_odd[kBlockPairs];
@@ -111,7 +115,12 @@ void adam_bf16_pairs(BFloat16* __restrict param, const BFloat16* __restrict grad
       float p0 = p_even[k], p1 = p_odd[k];
       ops::adam_apply<kL1>(p0, m_even[k], d_even[k], s);
       ops::adam_apply<kL1>(p1, m_odd[k], d_odd[k], s);
-      store_pair(param, first + k, p0, p1);
+      if (kStochastic) {
+        const uint32_t random = ops::random_bits(counter + uint32_t(first + k), key);
+        store_pair_stochastic(param, first + k, p0, p1, random);
+      } else {
+        store_pair(param, first + k, p0, p1);
+      }
       store_pair(exp_avg, first + k, m_even[k], m_odd[k]);
     }
   }
@@ -134,10 +143,14 @@ void sgd_elements(S* __restrict param, const S* __restrict grad, S* __restrict b
   }
 }
 
-template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, bool kL1, bool kScaleGrad>
+template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, bool kL1, bool kScaleGrad,
+          bool kStochastic>
 void sgd_bf16_pairs(BFloat16* __restrict param, const BFloat16* __restrict grad,
-                    BFloat16* __restrict buffer, int64_t n, const ops::SgdScalars<float>& scalars) {
+                    BFloat16* __restrict buffer, int64_t n, const ops::SgdScalars<float>& scalars,
+                    const ops::StoreRounding& rounding) {
   const ops::SgdScalars<float> s = scalars;
+  const uint32_t counter = uint32_t(rounding.first_index / 2);
+  const uint32_t key = ops::chunk_key(rounding.key, rounding.first_index / 2);
   const int64_t pairs = n / 2;
 #pragma omp simd
   for (int64_t j = 0; j < pairs; ++j) {
@@ -147,7 +160,11 @@ void sgd_bf16_pairs(BFloat16* __restrict param, const BFloat16* __restrict grad,
     float p0 = p.even, buf0 = buf.even, p1 = p.odd, buf1 = buf.odd;
     ops::sgd_update<kMode, kNesterov, kCoupledDecay, kL1, kScaleGrad>(p0, g.even, buf0, s);
     ops::sgd_update<kMode, kNesterov, kCoupledDecay, kL1, kScaleGrad>(p1, g.odd, buf1, s);
-    store_pair(param, j, p0, p1);
+    if (kStochastic) {
+      store_pair_stochastic(param, j, p0, p1, ops::random_bits(counter + uint32_t(j), key));
+    } else {
+      store_pair(param, j, p0, p1);
+    }
     if (kMode != MomentumMode::kNone) store_pair(buffer, j, buf0, buf1);
   }
 }
@@ -191,6 +208,70 @@ void sgd_fp16_blocks(Half* param, const Half* grad, Half* buffer, int64_t numel,
   }
 }
 
+// [note: staged blocks] Mixed precision runs the float update loop above on
+// float scratch: a block of each tensor that is not float is widened into
+// L1 scratch, updated with the same ops/ code, and narrowed back (the param
+// with its rounding, the moments to nearest); float tensors are updated in
+// place. So grads of another dtype than their param are read and widened in
+// the pass, no copy of them is made, and fp32 master weights write their
+// half-precision param in the same pass. Every combination shares this one
+// path; the plain cases keep their own loops, and bf16 params rounded
+// stochastically keep the bf16 pair loops (store_pair_stochastic).
+// Elements [from, span.numel) of a span whose param is `dtype` (not float64).
+template <bool kAmsgrad, bool kCoupledDecay>
+void adam_staged(DType dtype, const AdamSpan& span, const ops::AdamScalars<float>& s,
+                 int64_t from = 0) {
+  const SpanPrecision& pr = span.precision;
+  alignas(64) float p[kStagedBlock], g[kStagedBlock], m[kStagedBlock], v[kStagedBlock];
+  alignas(64) float v_max[kAmsgrad ? kStagedBlock : 1];
+  for (int64_t begin = from; begin < span.numel; begin += kStagedBlock) {
+    const int64_t n = std::min(kStagedBlock, span.numel - begin);
+    float* params = floats_of(dtype, span.param, begin, p, n);
+    const float* grads = floats_of(pr.grad_dtype, const_cast<void*>(span.grad), begin, g, n);
+    float* exp_avg = floats_of(pr.state_dtype, span.exp_avg, begin, m, n);
+    float* exp_avg_sq = floats_of(pr.state_dtype, span.exp_avg_sq, begin, v, n);
+    float* max_exp_avg_sq =
+        kAmsgrad ? floats_of(pr.state_dtype, span.max_exp_avg_sq, begin, v_max, n) : nullptr;
+    adam_elements<kAmsgrad, kCoupledDecay, true, true>(params, grads, exp_avg, exp_avg_sq,
+                                                       max_exp_avg_sq, n, s);
+    store_floats_as(params, dtype, span.param, begin, n, pr.rounding);
+    store_floats_as(exp_avg, pr.state_dtype, span.exp_avg, begin, n);
+    store_floats_as(exp_avg_sq, pr.state_dtype, span.exp_avg_sq, begin, n);
+    if (kAmsgrad) store_floats_as(max_exp_avg_sq, pr.state_dtype, span.max_exp_avg_sq, begin, n);
+    if (pr.param_copy != nullptr) {
+      narrow_from_floats(params, pr.copy_dtype, element_at(pr.param_copy, begin, pr.copy_dtype), n,
+                         {});
+    }
+  }
+}
+
+template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay>
+void sgd_staged(DType dtype, const SgdSpan& span, const ops::SgdScalars<float>& s,
+                int64_t from = 0) {
+  constexpr bool kHasBuffer = kMode != MomentumMode::kNone;
+  const SpanPrecision& pr = span.precision;
+  alignas(64) float p[kStagedBlock], g[kStagedBlock], b[kHasBuffer ? kStagedBlock : 1];
+  for (int64_t begin = from; begin < span.numel; begin += kStagedBlock) {
+    const int64_t n = std::min(kStagedBlock, span.numel - begin);
+    float* params = floats_of(dtype, span.param, begin, p, n);
+    const float* grads = floats_of(pr.grad_dtype, const_cast<void*>(span.grad), begin, g, n);
+    float* buffer = nullptr;
+    if (kMode == MomentumMode::kUpdate) {
+      buffer = floats_of(pr.state_dtype, span.momentum_buffer, begin, b, n);
+    } else if (kHasBuffer) {
+      buffer =
+          pr.state_dtype == DType::kFloat32 ? static_cast<float*>(span.momentum_buffer) + begin : b;
+    }
+    sgd_elements<kMode, kNesterov, kCoupledDecay, true, true>(params, grads, buffer, n, s);
+    store_floats_as(params, dtype, span.param, begin, n, pr.rounding);
+    if (kHasBuffer) store_floats_as(buffer, pr.state_dtype, span.momentum_buffer, begin, n);
+    if (pr.param_copy != nullptr) {
+      narrow_from_floats(params, pr.copy_dtype, element_at(pr.param_copy, begin, pr.copy_dtype), n,
+                         {});
+    }
+  }
+}
+
 template <bool kAmsgrad, bool kCoupledDecay, bool kL1, bool kScaleGrad, typename S>
 void adam_span(const AdamSpan& span, const AdamStepScalars& scalars) {
   S* param = static_cast<S*>(span.param);
@@ -205,9 +286,15 @@ void adam_span(const AdamSpan& span, const AdamStepScalars& scalars) {
   }
   int64_t done = 0;
   if constexpr (std::is_same_v<S, BFloat16>) {
-    adam_bf16_pairs<kAmsgrad, kCoupledDecay, kL1, kScaleGrad>(param, grad, exp_avg, exp_avg_sq,
-                                                              max_exp_avg_sq, span.numel, s);
+    const ops::StoreRounding& rounding = span.precision.rounding;
     done = span.numel - span.numel % 2;
+    if (rounding.stochastic) {
+      adam_bf16_pairs<kAmsgrad, kCoupledDecay, kL1, kScaleGrad, true>(
+          param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, span.numel, s, rounding);
+      return adam_staged<kAmsgrad, kCoupledDecay>(DType::kBFloat16, span, s, done);
+    }
+    adam_bf16_pairs<kAmsgrad, kCoupledDecay, kL1, kScaleGrad, false>(
+        param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, span.numel, s, rounding);
   }
   auto at = [done](auto* base) { return base == nullptr ? base : base + done; };
   adam_elements<kAmsgrad, kCoupledDecay, kL1, kScaleGrad>(
@@ -227,16 +314,36 @@ void sgd_span(const SgdSpan& span, const SgdStepScalars& scalars) {
   }
   int64_t done = 0;
   if constexpr (std::is_same_v<S, BFloat16>) {
-    sgd_bf16_pairs<kMode, kNesterov, kCoupledDecay, kL1, kScaleGrad>(param, grad, buffer,
-                                                                     span.numel, s);
+    const ops::StoreRounding& rounding = span.precision.rounding;
     done = span.numel - span.numel % 2;
+    if (rounding.stochastic) {
+      sgd_bf16_pairs<kMode, kNesterov, kCoupledDecay, kL1, kScaleGrad, true>(
+          param, grad, buffer, span.numel, s, rounding);
+      return sgd_staged<kMode, kNesterov, kCoupledDecay>(DType::kBFloat16, span, s, done);
+    }
+    sgd_bf16_pairs<kMode, kNesterov, kCoupledDecay, kL1, kScaleGrad, false>(
+        param, grad, buffer, span.numel, s, rounding);
   }
   auto at = [done](auto* base) { return base == nullptr ? base : base + done; };
   sgd_elements<kMode, kNesterov, kCoupledDecay, kL1, kScaleGrad>(at(param), at(grad), at(buffer),
                                                                  span.numel - done, s);
 }
 
+// Whether a span runs the loops of its storage type (bf16 params rounded
+// stochastically included) rather than the staged blocks.
+bool own_loops(DType dtype, const SpanPrecision& precision) {
+  SpanPrecision nearest = precision;
+  nearest.rounding.stochastic = precision.rounding.stochastic && dtype != DType::kBFloat16;
+  return nearest.plain(dtype);
+}
+
 void adam(DType dtype, AdamVariant variant, const AdamSpan& span, const AdamStepScalars& s) {
+  if (!own_loops(dtype, span.precision)) {
+    return with_bool(variant.amsgrad, [&](auto amsgrad) {
+      with_bool(variant.coupled_decay,
+                [&](auto coupled) { adam_staged<amsgrad(), coupled()>(dtype, span, s.f32); });
+    });
+  }
   with_storage_type(dtype, [&](auto storage) {
     using S = decltype(storage);
     with_bool(variant.amsgrad, [&](auto amsgrad) {
@@ -252,6 +359,15 @@ void adam(DType dtype, AdamVariant variant, const AdamSpan& span, const AdamStep
 }
 
 void sgd(DType dtype, SgdVariant variant, const SgdSpan& span, const SgdStepScalars& s) {
+  if (!own_loops(dtype, span.precision)) {
+    return with_momentum_mode(variant.mode, [&](auto mode) {
+      with_bool(variant.nesterov && variant.mode != MomentumMode::kNone, [&](auto nesterov) {
+        with_bool(variant.coupled_decay, [&](auto coupled) {
+          sgd_staged<mode(), nesterov(), coupled()>(dtype, span, s.f32);
+        });
+      });
+    });
+  }
   with_storage_type(dtype, [&](auto storage) {
     using S = decltype(storage);
     with_momentum_mode(variant.mode, [&](auto mode) {

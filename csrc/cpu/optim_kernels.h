@@ -11,6 +11,22 @@
 
 namespace fusedoptim::cpu {
 
+// The storage types and rounding of a span's tensors beyond the param's
+// (see Precision in optim_batch.h); the default is the plain case.
+struct SpanPrecision {
+  ops::DType grad_dtype;
+  ops::DType state_dtype;
+  void* param_copy = nullptr;  // master weights: where the rounded param goes
+  ops::DType copy_dtype = ops::DType::kFloat32;
+  ops::StoreRounding rounding;  // of the updated param, when bf16
+
+  // Whether every tensor has the param's type and it rounds to nearest.
+  bool plain(ops::DType param_dtype) const {
+    return grad_dtype == param_dtype && state_dtype == param_dtype && param_copy == nullptr &&
+           !rounding.stochastic;
+  }
+};
+
 // One contiguous run of elements of each tensor an update touches.
 struct AdamSpan {
   void* param;
@@ -19,6 +35,7 @@ struct AdamSpan {
   void* exp_avg_sq;
   void* max_exp_avg_sq;  // only read with amsgrad
   int64_t numel;
+  SpanPrecision precision;
 };
 
 struct SgdSpan {
@@ -26,6 +43,7 @@ struct SgdSpan {
   const void* grad;
   void* momentum_buffer;  // only read when momentum != 0
   int64_t numel;
+  SpanPrecision precision;
 };
 
 // The per-step scalars in both math types, so one call serves every dtype.

@@ -2,6 +2,7 @@
 
 #include "cpu/chunk_list.h"
 #include "cpu/isa_dispatch.h"
+#include "cpu/optim_cpu.h"
 #include "optim_batch.h"
 
 namespace fusedoptim::cpu {
@@ -34,17 +35,19 @@ void adam8bit_step(const Adam8bitBatch& batch, const ops::AdamHyper& hyper, int 
   const ChunkList chunks = make_chunks(batch.numels, [&](size_t i) { return variant[i]; });
   const QuantKernels& kernels = quant_kernels();
   const int bytes = ops::element_size(batch.dtype);
+  const int grad_bytes = ops::element_size(batch.precision.grad_dtype);
   const AdamVariant loop_variant{hyper.amsgrad, hyper.coupled_decay()};
   const int64_t block = batch.block_size;
   parallel_for_chunks(chunks, num_threads, [&](int64_t index) {
     const Chunk& c = chunks.chunks[index];
     const Adam8bitSpan span{element(batch.params[c.tensor], c.begin, bytes),
-                            element(batch.grads[c.tensor], c.begin, bytes),
+                            element(batch.grads[c.tensor], c.begin, grad_bytes),
                             moment_at(batch.exp_avg, c, block),
                             moment_at(batch.exp_avg_sq, c, block),
                             moment_at(batch.max_exp_avg_sq, c, block),
                             c.numel,
-                            block};
+                            block,
+                            span_precision(batch.precision, c)};
     kernels.adam8bit(batch.dtype, loop_variant, span, scalars[c.variant]);
   });
 }
@@ -60,12 +63,15 @@ void sgd8bit_step(const Sgd8bitBatch& batch, const ops::SgdHyper& hyper, int num
   const ChunkList chunks = make_chunks(batch.numels, mode_of);
   const QuantKernels& kernels = quant_kernels();
   const int bytes = ops::element_size(batch.dtype);
+  const int grad_bytes = ops::element_size(batch.precision.grad_dtype);
   parallel_for_chunks(chunks, num_threads, [&](int64_t index) {
     const Chunk& c = chunks.chunks[index];
     const Sgd8bitSpan span{element(batch.params[c.tensor], c.begin, bytes),
-                           element(batch.grads[c.tensor], c.begin, bytes),
-                           moment_at(batch.momentum_buffer, c, batch.block_size), c.numel,
-                           batch.block_size};
+                           element(batch.grads[c.tensor], c.begin, grad_bytes),
+                           moment_at(batch.momentum_buffer, c, batch.block_size),
+                           c.numel,
+                           batch.block_size,
+                           span_precision(batch.precision, c)};
     const SgdVariant variant{static_cast<ops::MomentumMode>(c.variant), hyper.nesterov,
                              hyper.coupled_decay()};
     kernels.sgd8bit(batch.dtype, variant, span, scalars);

@@ -8,6 +8,7 @@
 #include "cpu/code_blocks.h"
 #include "cpu/float_lanes.h"
 #include "cpu/isa_build.h"
+#include "cpu/staged_blocks.h"
 #include "cpu/static_dispatch.h"
 #include "ops/quant8.h"
 
@@ -204,98 +205,83 @@ void sgd8bit_update(float* __restrict param, const float* __restrict grad, Momen
   }
 }
 
-// Scratch for one block: the new moments, and the params and grads of
-// half-precision params as floats (float params are updated in place).
-template <int kMoments, typename S>
+// Scratch for one block: the new moments, and the params and grads that are
+// not float (half-precision params, grads of another type: see [note: staged
+// blocks] in optim_kernels.cpp), as floats.
+template <int kMoments>
 struct BlockScratch {
-  static constexpr bool kStaged = !std::is_same_v<S, float>;
   alignas(64) float moments[kMoments][kMaxQuantBlock];
-  alignas(64) float param[kStaged ? kMaxQuantBlock : 1];
-  alignas(64) float grad[kStaged ? kMaxQuantBlock : 1];
-
-  // The block's params and grads as floats (a copy for half types).
-  float* params(S* p, int64_t n) {
-    if constexpr (!kStaged) return p;
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) param[i] = ops::load(p + i);
-    return param;
-  }
-  const float* grads(const S* g, int64_t n) {
-    if constexpr (!kStaged) return g;
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) grad[i] = ops::load(g + i);
-    return grad;
-  }
-  void write_back(S* p, int64_t n) {
-    if constexpr (kStaged) {
-#pragma omp simd
-      for (int64_t i = 0; i < n; ++i) ops::store(p + i, param[i]);
-    }
-  }
+  alignas(64) float param[kMaxQuantBlock];
+  alignas(64) float grad[kMaxQuantBlock];
 };
 
-template <bool kAmsgrad, bool kCoupledDecay, bool kL1, bool kScaleGrad, typename S>
-void adam8bit_span(const Adam8bitSpan& span, const ops::AdamScalars<float>& s) {
-  S* param = static_cast<S*>(span.param);
-  const S* grad = static_cast<const S*>(span.grad);
-  BlockScratch<kAmsgrad ? 3 : 2, S> scratch;
+// The block's params and grads as floats.
+template <typename Span, typename Scratch>
+float* block_params(DType dtype, const Span& span, int64_t first, int64_t n, Scratch& scratch) {
+  return floats_of(dtype, span.param, first, scratch.param, n);
+}
+template <typename Span, typename Scratch>
+const float* block_grads(const Span& span, int64_t first, int64_t n, Scratch& scratch) {
+  return floats_of(span.precision.grad_dtype, const_cast<void*>(span.grad), first, scratch.grad, n);
+}
+
+// The updated params back where they belong: into the param (with its
+// rounding) and, with master weights, the master's rounded copy.
+template <typename Span>
+void store_block_params(DType dtype, const Span& span, const float* params, int64_t first,
+                        int64_t n) {
+  const SpanPrecision& pr = span.precision;
+  store_floats_as(params, dtype, span.param, first, n, pr.rounding);
+  if (pr.param_copy != nullptr) {
+    narrow_from_floats(params, pr.copy_dtype, element_at(pr.param_copy, first, pr.copy_dtype), n,
+                       {});
+  }
+}
+
+template <bool kAmsgrad, bool kCoupledDecay, bool kL1, bool kScaleGrad>
+void adam8bit_span(DType dtype, const Adam8bitSpan& span, const ops::AdamScalars<float>& s) {
+  BlockScratch<kAmsgrad ? 3 : 2> scratch;
   for (int64_t first = 0, block = 0; first < span.numel; first += span.block_size, ++block) {
     const int64_t n = std::min(span.block_size, span.numel - first);
     MomentBlock m = moment_block<SignedCode>(span.exp_avg, first, block, scratch.moments[0]);
     MomentBlock root = moment_block<RootCode>(span.exp_avg_sq, first, block, scratch.moments[1]);
     MomentBlock max_root = moment_block<RootCode>(span.max_exp_avg_sq, first, block,
                                                   scratch.moments[kAmsgrad ? 2 : 1]);
-    float* p = scratch.params(param + first, n);
-    adam8bit_update<kAmsgrad, kCoupledDecay, kL1, kScaleGrad>(p, scratch.grads(grad + first, n), &m,
-                                                              &root, &max_root, n, s);
-    scratch.write_back(param + first, n);
+    float* params = block_params(dtype, span, first, n, scratch);
+    adam8bit_update<kAmsgrad, kCoupledDecay, kL1, kScaleGrad>(
+        params, block_grads(span, first, n, scratch), &m, &root, &max_root, n, s);
+    store_block_params(dtype, span, params, first, n);
     encode_moment<SignedCode>(m, span.exp_avg, first, block, n);
     encode_moment<RootCode>(root, span.exp_avg_sq, first, block, n);
     if (kAmsgrad) encode_moment<RootCode>(max_root, span.max_exp_avg_sq, first, block, n);
   }
 }
 
-template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, bool kL1, bool kScaleGrad,
-          typename S>
-void sgd8bit_span(const Sgd8bitSpan& span, const ops::SgdScalars<float>& s) {
-  S* param = static_cast<S*>(span.param);
-  const S* grad = static_cast<const S*>(span.grad);
+template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay, bool kL1, bool kScaleGrad>
+void sgd8bit_span(DType dtype, const Sgd8bitSpan& span, const ops::SgdScalars<float>& s) {
   constexpr bool kHasBuffer = kMode != MomentumMode::kNone;
-  BlockScratch<1, S> scratch;
+  BlockScratch<1> scratch;
   for (int64_t first = 0, block = 0; first < span.numel; first += span.block_size, ++block) {
     const int64_t n = std::min(span.block_size, span.numel - first);
     MomentBlock buffer{nullptr, 0.0f, scratch.moments[0]};
     if (kMode == MomentumMode::kUpdate) {
       buffer = moment_block<SignedCode>(span.momentum_buffer, first, block, scratch.moments[0]);
     }
-    float* p = scratch.params(param + first, n);
+    float* params = block_params(dtype, span, first, n, scratch);
     sgd8bit_update<kMode, kNesterov, kCoupledDecay, kL1, kScaleGrad>(
-        p, scratch.grads(grad + first, n), &buffer, n, s);
-    scratch.write_back(param + first, n);
+        params, block_grads(span, first, n, scratch), &buffer, n, s);
+    store_block_params(dtype, span, params, first, n);
     if (kHasBuffer) encode_moment<SignedCode>(buffer, span.momentum_buffer, first, block, n);
   }
 }
 
-// 8-bit state keeps float moments whatever the param's type; fp64 params are
-// refused by the bindings (their state would lose more than it saves).
-template <typename F>
-void with_param_type(DType dtype, F&& f) {
-  with_storage_type(dtype, [&](auto storage) {
-    using S = decltype(storage);
-    if constexpr (!std::is_same_v<S, double>) f(storage);
-  });
-}
-
 void adam8bit(DType dtype, AdamVariant variant, const Adam8bitSpan& span,
               const ops::AdamScalars<float>& s) {
-  with_param_type(dtype, [&](auto storage) {
-    using S = decltype(storage);
-    with_bool(variant.amsgrad, [&](auto amsgrad) {
-      with_bool(variant.coupled_decay, [&](auto coupled) {
-        with_bool(has_l1(s), [&](auto l1) {
-          with_bool(scales_grad(s), [&](auto scale) {
-            adam8bit_span<amsgrad(), coupled(), l1(), scale(), S>(span, s);
-          });
+  with_bool(variant.amsgrad, [&](auto amsgrad) {
+    with_bool(variant.coupled_decay, [&](auto coupled) {
+      with_bool(has_l1(s), [&](auto l1) {
+        with_bool(scales_grad(s), [&](auto scale) {
+          adam8bit_span<amsgrad(), coupled(), l1(), scale()>(dtype, span, s);
         });
       });
     });
@@ -304,15 +290,12 @@ void adam8bit(DType dtype, AdamVariant variant, const Adam8bitSpan& span,
 
 void sgd8bit(DType dtype, SgdVariant variant, const Sgd8bitSpan& span,
              const ops::SgdScalars<float>& s) {
-  with_param_type(dtype, [&](auto storage) {
-    using S = decltype(storage);
-    with_momentum_mode(variant.mode, [&](auto mode) {
-      with_bool(variant.nesterov && variant.mode != MomentumMode::kNone, [&](auto nesterov) {
-        with_bool(variant.coupled_decay, [&](auto coupled) {
-          with_bool(has_l1(s), [&](auto l1) {
-            with_bool(scales_grad(s), [&](auto scale) {
-              sgd8bit_span<mode(), nesterov(), coupled(), l1(), scale(), S>(span, s);
-            });
+  with_momentum_mode(variant.mode, [&](auto mode) {
+    with_bool(variant.nesterov && variant.mode != MomentumMode::kNone, [&](auto nesterov) {
+      with_bool(variant.coupled_decay, [&](auto coupled) {
+        with_bool(has_l1(s), [&](auto l1) {
+          with_bool(scales_grad(s), [&](auto scale) {
+            sgd8bit_span<mode(), nesterov(), coupled(), l1(), scale()>(dtype, span, s);
           });
         });
       });

@@ -30,6 +30,7 @@ struct Adam8bitSpan {
   QuantSpan max_exp_avg_sq;  // amsgrad only: the codes of sqrt(max_exp_avg_sq)
   int64_t numel;
   int64_t block_size;
+  SpanPrecision precision;  // state_dtype unused
 };
 
 struct Sgd8bitSpan {
@@ -38,6 +39,7 @@ struct Sgd8bitSpan {
   QuantSpan momentum_buffer;  // unused when momentum == 0
   int64_t numel;
   int64_t block_size;
+  SpanPrecision precision;  // state_dtype unused
 };
 
 using ops::MomentKind;

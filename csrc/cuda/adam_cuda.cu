@@ -1,9 +1,11 @@
 // Adam / AdamW on CUDA: the multi-tensor kernel over ops::adam_update, the
 // same per-element function the CPU loops call.
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "cuda/dispatch.cuh"
+#include "cuda/mixed_apply.cuh"
 #include "cuda/multi_tensor_apply.cuh"
 #include "cuda/optim_cuda.h"
 
@@ -45,6 +47,13 @@ void adam_typed(const AdamBatch& batch, const std::vector<int32_t>& variants,
     }
   };
   auto op_for = [&](int32_t variant) { return Op{scalars[variant]}; };
+  if constexpr (std::is_same_v<ops::MathType<S>, float>) {
+    if (is_mixed(batch.dtype, batch.precision)) {
+      return mixed_tensor_apply<Op>(batch.numels, variants, batch.precision,
+                                    mixed_types(batch.dtype, batch.precision), address_of, op_for,
+                                    stream, "the mixed-precision Adam kernel launch");
+    }
+  }
   multi_tensor_apply<S, Op>(batch.numels, variants, address_of, op_for, stream,
                             "the Adam kernel launch");
 }

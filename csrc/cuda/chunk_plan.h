@@ -15,10 +15,10 @@ struct PlanLimits {
   int max_blocks;   // blocks (= chunks) per launch
 };
 
-template <int kDepth, int kParamBytes>
+template <int kDepth, int kParamBytes, bool kKeys = false>
 constexpr PlanLimits plan_limits() {
-  return {TableCapacity<kDepth, kParamBytes>::kTensors,
-          TableCapacity<kDepth, kParamBytes>::kBlocks};
+  return {TableCapacity<kDepth, kParamBytes, kKeys>::kTensors,
+          TableCapacity<kDepth, kParamBytes, kKeys>::kBlocks};
 }
 
 struct PlannedBlock {
@@ -42,14 +42,17 @@ std::vector<PlannedLaunch> plan_launches(const std::vector<int64_t>& numels,
                                          const std::vector<int32_t>& variants, PlanLimits limits);
 
 // Fills `table` for one planned launch; address_of(d, tensor) gives stream d
-// of a batch tensor. Only the slots and blocks of this launch are written.
-template <int kDepth, int kParamBytes, typename AddressOf>
+// of a batch tensor, and keys (a keyed table's) each tensor's key. Only the
+// slots and blocks of this launch are written.
+template <int kDepth, int kParamBytes, bool kKeys, typename AddressOf>
 void pack_launch(const PlannedLaunch& launch, const std::vector<int64_t>& numels,
-                 AddressOf address_of, LaunchTable<kDepth, kParamBytes>* table) {
+                 AddressOf address_of, LaunchTable<kDepth, kParamBytes, kKeys>* table,
+                 const std::vector<uint32_t>& keys = {}) {
   for (size_t slot = 0; slot < launch.tensors.size(); ++slot) {
     const int32_t tensor = launch.tensors[slot];
     for (int d = 0; d < kDepth; ++d) table->addresses[d][slot] = address_of(d, tensor);
     table->numels[slot] = numels[tensor];
+    if (kKeys) table->keys[slot] = keys.empty() ? 0u : keys[tensor];
   }
   for (size_t b = 0; b < launch.blocks.size(); ++b) {
     table->block_chunk[b] = launch.blocks[b].chunk;

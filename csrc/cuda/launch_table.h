@@ -31,39 +31,54 @@ constexpr int kLargeParamBytes = 32764;
 constexpr int kScalarsParamBytes = 256;
 
 // How many tensors and blocks one table holds, for `kDepth` pointer streams
-// (Adam: param, grad, exp_avg, exp_avg_sq [, max_exp_avg_sq]; SGD: param, grad
-// [, momentum_buffer]; with 8-bit state, codes and absmax per moment: up to 8). A tensor slot costs
-// kDepth addresses + a numel; a block slot costs a chunk index + a tensor slot index (6 bytes).
-// Blocks get a fixed share (320 is apex's 4 KiB choice; 2048 blocks of 64K elements is 128M
-// elements per launch, far beyond what keeps an H100 busy); tensors take the rest.
-template <int kDepth, int kParamBytes>
+// (Adam: param, grad, exp_avg, exp_avg_sq [, max_exp_avg_sq]; SGD: param,
+// grad [, momentum_buffer]; 8-bit state has codes and absmax per moment; a
+// param copy of master weights adds one: up to 9). A tensor slot costs kDepth
+// addresses + a numel; a block slot costs a chunk index + a tensor slot index
+// (6 bytes). Blocks get a fixed share (320 is apex's 4 KiB choice; 2048 blocks
+// of 64K elements is 128M elements per launch, far beyond what keeps an H100
+// busy); tensors take the rest.
+//
+// kKeys: each tensor slot also holds a 32-bit key, its stochastic rounding
+// stream at this step (ops/random.h), 4 more bytes per slot. The fixed part
+// is the block slots, the one-element key array an unkeyed table still
+// declares, and up to 4 bytes that round the table up to 8-byte alignment.
+template <int kDepth, int kParamBytes, bool kKeys = false>
 struct TableCapacity {
-  static_assert(kDepth >= 2 && kDepth <= 8, "one param and one grad stream at least");
+  static_assert(kDepth >= 2 && kDepth <= 10, "a param and a grad stream at least");
   static constexpr int kBytes = kParamBytes - kScalarsParamBytes;
   static constexpr int kBlocks = kParamBytes >= kLargeParamBytes ? 2048 : 320;
-  static constexpr int kTensors = (kBytes - kBlocks * int(sizeof(int32_t) + sizeof(uint16_t))) /
-                                  int(kDepth * sizeof(void*) + sizeof(int64_t));
+  static constexpr int kFixedBytes = kBlocks * int(sizeof(int32_t) + sizeof(uint16_t)) + 8;
+  static constexpr int kSlotBytes =
+      kDepth * int(sizeof(void*)) + int(sizeof(int64_t)) + (kKeys ? int(sizeof(uint32_t)) : 0);
+  static constexpr int kTensors = (kBytes - kFixedBytes) / kSlotBytes;
 };
 
-template <int kDepth, int kParamBytes>
+template <int kDepth, int kParamBytes, bool kKeys = false>
 struct LaunchTable {
-  using Capacity = TableCapacity<kDepth, kParamBytes>;
+  using Capacity = TableCapacity<kDepth, kParamBytes, kKeys>;
   // Stream d of tensor slot t. Grads are read-only; they are stored without
   // const so that one array holds every stream.
   void* addresses[kDepth][Capacity::kTensors];
   int64_t numels[Capacity::kTensors];
   // Block b updates chunk block_chunk[b] of tensor slot block_slot[b].
   int32_t block_chunk[Capacity::kBlocks];
+  uint32_t keys[kKeys ? Capacity::kTensors : 1];
   uint16_t block_slot[Capacity::kBlocks];
 };
 
-template <int kDepth, int kParamBytes>
+template <int kDepth, int kParamBytes, bool kKeys = false>
 constexpr bool table_fits() {
-  return sizeof(LaunchTable<kDepth, kParamBytes>) <= size_t(kParamBytes - kScalarsParamBytes) &&
-         TableCapacity<kDepth, kParamBytes>::kTensors <= 65535;
+  return sizeof(LaunchTable<kDepth, kParamBytes, kKeys>) <=
+             size_t(kParamBytes - kScalarsParamBytes) &&
+         TableCapacity<kDepth, kParamBytes, kKeys>::kTensors <= 65535;
 }
-static_assert(table_fits<2, kSmallParamBytes>() && table_fits<8, kSmallParamBytes>(), "4 KiB");
-static_assert(table_fits<2, kLargeParamBytes>() && table_fits<8, kLargeParamBytes>(), "32 KiB");
+static_assert(table_fits<2, kSmallParamBytes>() && table_fits<10, kSmallParamBytes>(), "4 KiB");
+static_assert(table_fits<2, kLargeParamBytes>() && table_fits<10, kLargeParamBytes>(), "32 KiB");
+static_assert(table_fits<2, kSmallParamBytes, true>() && table_fits<10, kSmallParamBytes, true>() &&
+                  table_fits<2, kLargeParamBytes, true>() &&
+                  table_fits<10, kLargeParamBytes, true>(),
+              "keyed tables");
 
 // The elements one block updates: [begin, begin + count) of tensor slot `slot`.
 struct BlockExtent {
@@ -73,9 +88,9 @@ struct BlockExtent {
 };
 
 // The lookup every kernel block does first (and the planner tests replay).
-template <int kDepth, int kParamBytes>
-FUSEDOPTIM_HOST_DEVICE BlockExtent block_extent(const LaunchTable<kDepth, kParamBytes>& table,
-                                                int block) {
+template <int kDepth, int kParamBytes, bool kKeys>
+FUSEDOPTIM_HOST_DEVICE BlockExtent
+block_extent(const LaunchTable<kDepth, kParamBytes, kKeys>& table, int block) {
   const int slot = table.block_slot[block];
   const int64_t begin = int64_t(table.block_chunk[block]) * kChunkElements;
   const int64_t rest = table.numels[slot] - begin;

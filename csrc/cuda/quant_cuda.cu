@@ -18,6 +18,7 @@
 #include "cuda/chunk_plan.h"
 #include "cuda/dispatch.cuh"
 #include "cuda/launch_table.h"
+#include "cuda/mixed_apply.cuh"
 #include "cuda/quant_cuda.h"
 #include "cuda/runtime.h"
 #include "ops/quant8.h"
@@ -110,16 +111,53 @@ __device__ float decode_scale(const float* absmax, int64_t quant_block, bool act
   return active ? ops::BlockScale<Code>::from_absmax(absmax[quant_block]).decode : 0.0f;
 }
 
+// The param and grad streams of a chunk, of the launch's storage types (see
+// cuda/mixed_apply.cuh): loads, and stores with the param's rounding and its
+// master weights' copy.
+struct ParamStreams {
+  void* param;
+  const void* grad;
+  void* copy;
+  MixedTypes types;
+  uint32_t key;
+  int64_t begin;  // the chunk's first element in the tensor
+
+  __device__ float load_param(int64_t i) const { return load_any(types.param, param, i); }
+  __device__ float load_grad(int64_t i) const { return load_any(types.grad, grad, i); }
+  __device__ void store_param(int64_t i, float value) const {
+    if (types.stochastic) {
+      store_bf16_stochastic(param, i, value, key, begin + i);
+    } else {
+      store_any(types.param, param, i, value);
+    }
+    if (types.has_copy) store_any(types.copy, copy, i, value);
+  }
+};
+
+template <int kDepth>
+__device__ ParamStreams param_streams(const LaunchTable<kDepth, kParamBytes, true>& table,
+                                      const BlockExtent& e, const MixedTypes& types) {
+  auto at = [&](int d, ops::DType dtype) -> void* {
+    void* base = table.addresses[d][e.slot];
+    return base == nullptr ? nullptr
+                           : static_cast<char*>(base) + e.begin * ops::element_size(dtype);
+  };
+  return {at(0, types.param),         at(1, types.grad),
+          at(kDepth - 1, types.copy), types,
+          table.keys[e.slot],         e.begin};
+}
+
 // Streams: 0 param, 1 grad, 2/3 exp_avg codes/absmax, 4/5 exp_avg_sq (root)
-// codes/absmax [, 6/7 max_exp_avg_sq codes/absmax].
-template <typename S, bool kAmsgrad, bool kCoupledDecay>
+// codes/absmax [, 6/7 max_exp_avg_sq codes/absmax], and last the copy of
+// master weights.
+template <bool kAmsgrad, bool kCoupledDecay>
 __global__ void __launch_bounds__(kThreads)
-    adam8bit_kernel(const LaunchTable<kAmsgrad ? 8 : 6, kParamBytes> table,
-                    const ops::AdamScalars<float> s, const int64_t block_size) {
+    adam8bit_kernel(const LaunchTable<kAmsgrad ? 9 : 7, kParamBytes, true> table,
+                    const ops::AdamScalars<float> s, const int64_t block_size,
+                    const MixedTypes types) {
   __shared__ uint32_t shared[kWarps];
   const BlockExtent e = block_extent(table, int(blockIdx.x));
-  S* param = static_cast<S*>(table.addresses[0][e.slot]) + e.begin;
-  const S* grad = static_cast<const S*>(table.addresses[1][e.slot]) + e.begin;
+  const ParamStreams streams = param_streams(table, e, types);
   uint8_t* m_codes = static_cast<uint8_t*>(table.addresses[2][e.slot]) + e.begin;
   float* m_absmax = static_cast<float*>(table.addresses[3][e.slot]);
   uint8_t* root_codes = static_cast<uint8_t*>(table.addresses[4][e.slot]) + e.begin;
@@ -140,7 +178,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int k = 0; k < kMaxPerThread; ++k) {
       if (k >= per_thread || !slice.has(k)) continue;
       const int64_t i = slice.at(k);
-      float p = ops::load(param + i);
+      float p = streams.load_param(i);
       float m = SignedCode::decode(m_codes[i]) * m_scale;
       const float r = RootCode::decode(root_codes[i]) * root_scale;
       float v = r * r;
@@ -150,11 +188,11 @@ __global__ void __launch_bounds__(kThreads)
         v_max = rm * rm;
       }
       const float second =
-          ops::adam_second_moment<kAmsgrad, kCoupledDecay>(p, ops::load(grad + i), m, v, v_max, s);
+          ops::adam_second_moment<kAmsgrad, kCoupledDecay>(p, streams.load_grad(i), m, v, v_max, s);
       const float root = ops::math_sqrt(v);
       const float second_root = kAmsgrad ? ops::math_sqrt(second) : root;
       ops::adam_apply(p, m, ops::adam_denominator(second_root, s), s);
-      ops::store(param + i, p);
+      streams.store_param(i, p);
       new_m[k] = m;
       new_root[k] = root;
       new_max[k] = second_root;
@@ -172,16 +210,17 @@ __global__ void __launch_bounds__(kThreads)
   });
 }
 
-// Streams: 0 param, 1 grad [, 2/3 momentum_buffer codes/absmax].
-template <typename S, MomentumMode kMode, bool kNesterov, bool kCoupledDecay>
+// Streams: 0 param, 1 grad [, 2/3 momentum_buffer codes/absmax], and last the
+// copy of master weights.
+template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay>
 __global__ void __launch_bounds__(kThreads)
-    sgd8bit_kernel(const LaunchTable<kMode == MomentumMode::kNone ? 2 : 4, kParamBytes> table,
-                   const ops::SgdScalars<float> s, const int64_t block_size) {
+    sgd8bit_kernel(const LaunchTable<kMode == MomentumMode::kNone ? 3 : 5, kParamBytes, true> table,
+                   const ops::SgdScalars<float> s, const int64_t block_size,
+                   const MixedTypes types) {
   constexpr bool kHasBuffer = kMode != MomentumMode::kNone;
   __shared__ uint32_t shared[kWarps];
   const BlockExtent e = block_extent(table, int(blockIdx.x));
-  S* param = static_cast<S*>(table.addresses[0][e.slot]) + e.begin;
-  const S* grad = static_cast<const S*>(table.addresses[1][e.slot]) + e.begin;
+  const ParamStreams streams = param_streams(table, e, types);
   uint8_t* codes =
       kHasBuffer ? static_cast<uint8_t*>(table.addresses[kHasBuffer ? 2 : 0][e.slot]) + e.begin
                  : nullptr;
@@ -197,10 +236,10 @@ __global__ void __launch_bounds__(kThreads)
     for (int k = 0; k < kMaxPerThread; ++k) {
       if (k >= per_thread || !slice.has(k)) continue;
       const int64_t i = slice.at(k);
-      float p = ops::load(param + i);
+      float p = streams.load_param(i);
       float b = kMode == MomentumMode::kUpdate ? SignedCode::decode(codes[i]) * scale : 0.0f;
-      ops::sgd_update<kMode, kNesterov, kCoupledDecay>(p, ops::load(grad + i), b, s);
-      ops::store(param + i, p);
+      ops::sgd_update<kMode, kNesterov, kCoupledDecay>(p, streams.load_grad(i), b, s);
+      streams.store_param(i, p);
       new_buffer[k] = b;
       buffer_max = max(buffer_max, ops::magnitude_bits(b));
     }
@@ -245,23 +284,28 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// One launch per planned table, as multi_tensor_apply does.
+// One launch per planned table, as multi_tensor_apply does; the last stream
+// is the master weights' copy, and the table carries stochastic rounding keys.
 template <int kDepth, typename AddressOf, typename Launch>
 void launch_planned(const std::vector<int64_t>& numels, const std::vector<int32_t>& variants,
-                    AddressOf address_of, Launch launch) {
-  using Table = LaunchTable<kDepth, kParamBytes>;
+                    const Precision& precision, AddressOf address_of, Launch launch) {
+  using Table = LaunchTable<kDepth, kParamBytes, true>;
+  auto with_copy = [&](int d, int32_t t) -> void* {
+    if (d < kDepth - 1) return address_of(d, t);
+    return precision.param_copies.empty() ? nullptr : precision.param_copies[t];
+  };
   Table table{};
   for (const PlannedLaunch& planned :
-       plan_launches(numels, variants, plan_limits<kDepth, kParamBytes>())) {
-    pack_launch(planned, numels, address_of, &table);
+       plan_launches(numels, variants, plan_limits<kDepth, kParamBytes, true>())) {
+    pack_launch(planned, numels, with_copy, &table, precision.keys);
     launch(table, planned.variant, dim3(static_cast<unsigned>(planned.blocks.size())));
   }
 }
 
-template <typename S, bool kAmsgrad, bool kCoupledDecay>
+template <bool kAmsgrad, bool kCoupledDecay>
 void adam8bit_typed(const Adam8bitBatch& batch, const std::vector<int32_t>& variants,
                     const std::vector<ops::AdamScalars<float>>& scalars, cudaStream_t stream) {
-  constexpr int kDepth = kAmsgrad ? 8 : 6;
+  constexpr int kDepth = kAmsgrad ? 9 : 7;
   const QuantMoments* moments[3] = {&batch.exp_avg, &batch.exp_avg_sq, &batch.max_exp_avg_sq};
   auto address_of = [&](int d, int32_t t) -> void* {
     if (d == 0) return batch.params[t];
@@ -269,18 +313,19 @@ void adam8bit_typed(const Adam8bitBatch& batch, const std::vector<int32_t>& vari
     const QuantMoments& q = *moments[(d - 2) / 2];
     return d % 2 == 0 ? static_cast<void*>(q.codes[t]) : static_cast<void*>(q.absmax[t]);
   };
-  launch_planned<kDepth>(batch.numels, variants, address_of,
+  const MixedTypes types = mixed_types(batch.dtype, batch.precision);
+  launch_planned<kDepth>(batch.numels, variants, batch.precision, address_of,
                          [&](const auto& table, int32_t v, dim3 grid) {
-                           adam8bit_kernel<S, kAmsgrad, kCoupledDecay>
-                               <<<grid, kThreads, 0, stream>>>(table, scalars[v], batch.block_size);
+                           adam8bit_kernel<kAmsgrad, kCoupledDecay><<<grid, kThreads, 0, stream>>>(
+                               table, scalars[v], batch.block_size, types);
                            check_launch("the 8-bit Adam kernel launch");
                          });
 }
 
-template <typename S, MomentumMode kMode, bool kNesterov, bool kCoupledDecay>
+template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay>
 void sgd8bit_typed(const Sgd8bitBatch& batch, const std::vector<int64_t>& numels,
                    const ops::SgdScalars<float>& scalars, cudaStream_t stream) {
-  constexpr int kDepth = kMode == MomentumMode::kNone ? 2 : 4;
+  constexpr int kDepth = kMode == MomentumMode::kNone ? 3 : 5;
   auto address_of = [&](int d, int32_t t) -> void* {
     switch (d) {
       case 0:
@@ -294,20 +339,13 @@ void sgd8bit_typed(const Sgd8bitBatch& batch, const std::vector<int64_t>& numels
     }
   };
   const std::vector<int32_t> variants(numels.size(), 0);
-  launch_planned<kDepth>(numels, variants, address_of, [&](const auto& table, int32_t, dim3 grid) {
-    sgd8bit_kernel<S, kMode, kNesterov, kCoupledDecay>
-        <<<grid, kThreads, 0, stream>>>(table, scalars, batch.block_size);
-    check_launch("the 8-bit SGD kernel launch");
-  });
-}
-
-// f(S{}) for the param storage types of 8-bit state (fp64 is refused by the bindings).
-template <typename F>
-void dispatch_param_type(ops::DType dtype, F&& f) {
-  dispatch_storage(dtype, [&](auto storage) {
-    using S = decltype(storage);
-    if constexpr (!std::is_same_v<S, double>) f(storage);
-  });
+  const MixedTypes types = mixed_types(batch.dtype, batch.precision);
+  launch_planned<kDepth>(
+      numels, variants, batch.precision, address_of, [&](const auto& table, int32_t, dim3 grid) {
+        sgd8bit_kernel<kMode, kNesterov, kCoupledDecay>
+            <<<grid, kThreads, 0, stream>>>(table, scalars, batch.block_size, types);
+        check_launch("the 8-bit SGD kernel launch");
+      });
 }
 
 }  // namespace
@@ -323,20 +361,17 @@ void adam8bit_step(const Adam8bitBatch& batch, const ops::AdamHyper& hyper, int 
     scalars.push_back(ops::adam_scalars<float>(hyper, step));
   }
   const auto cuda_stream = reinterpret_cast<cudaStream_t>(stream);
-  dispatch_param_type(batch.dtype, [&](auto storage) {
-    using S = decltype(storage);
-    const int variant = int(hyper.amsgrad) * 2 + int(hyper.coupled_decay());
-    switch (variant) {
-      case 0:
-        return adam8bit_typed<S, false, false>(batch, variants, scalars, cuda_stream);
-      case 1:
-        return adam8bit_typed<S, false, true>(batch, variants, scalars, cuda_stream);
-      case 2:
-        return adam8bit_typed<S, true, false>(batch, variants, scalars, cuda_stream);
-      default:
-        return adam8bit_typed<S, true, true>(batch, variants, scalars, cuda_stream);
-    }
-  });
+  const int variant = int(hyper.amsgrad) * 2 + int(hyper.coupled_decay());
+  switch (variant) {
+    case 0:
+      return adam8bit_typed<false, false>(batch, variants, scalars, cuda_stream);
+    case 1:
+      return adam8bit_typed<false, true>(batch, variants, scalars, cuda_stream);
+    case 2:
+      return adam8bit_typed<true, false>(batch, variants, scalars, cuda_stream);
+    default:
+      return adam8bit_typed<true, true>(batch, variants, scalars, cuda_stream);
+  }
 }
 
 void sgd8bit_step(const Sgd8bitBatch& batch, const ops::SgdHyper& hyper, int device,
@@ -347,54 +382,37 @@ void sgd8bit_step(const Sgd8bitBatch& batch, const ops::SgdHyper& hyper, int dev
   const ops::SgdScalars<float> scalars = ops::sgd_scalars<float>(hyper);
   const auto cuda_stream = reinterpret_cast<cudaStream_t>(stream);
   const bool has_momentum = !batch.momentum_buffer.empty();
-  // A launch has one momentum mode: tensors whose buffer starts this step go
-  // to a batch of their own, as the CPU driver gives them their own variant.
-  for (const bool first_step : {true, false}) {
-    Sgd8bitBatch part = batch;
-    part.numels.clear();
-    part.params.clear();
-    part.grads.clear();
-    part.momentum_buffer = {};
+  // A launch has one momentum mode: one pass per mode over the batch, the
+  // other modes' tensors sized 0 (as cuda/sgd_cuda.cu does).
+  auto numels_in = [&](MomentumMode mode) {
+    std::vector<int64_t> numels(batch.numels);
     for (size_t i = 0; i < batch.size(); ++i) {
-      if (has_momentum && bool(batch.new_buffers[i]) != first_step) continue;
-      if (!has_momentum && !first_step) continue;
-      part.numels.push_back(batch.numels[i]);
-      part.params.push_back(batch.params[i]);
-      part.grads.push_back(batch.grads[i]);
-      if (has_momentum) {
-        part.momentum_buffer.codes.push_back(batch.momentum_buffer.codes[i]);
-        part.momentum_buffer.absmax.push_back(batch.momentum_buffer.absmax[i]);
-      }
+      const MomentumMode own = !has_momentum          ? MomentumMode::kNone
+                               : batch.new_buffers[i] ? MomentumMode::kFirstStep
+                                                      : MomentumMode::kUpdate;
+      if (own != mode) numels[i] = 0;
     }
-    if (part.numels.empty()) continue;
-    const MomentumMode mode = !has_momentum ? MomentumMode::kNone
-                              : first_step  ? MomentumMode::kFirstStep
-                                            : MomentumMode::kUpdate;
-    dispatch_param_type(batch.dtype, [&](auto storage) {
-      using S = decltype(storage);
-      const bool nesterov = hyper.nesterov && has_momentum;
-      const bool coupled = hyper.coupled_decay();
-      auto run = [&](auto m, auto n, auto c) {
-        sgd8bit_typed<S, decltype(m)::value, decltype(n)::value, decltype(c)::value>(
-            part, part.numels, scalars, cuda_stream);
-      };
-      using Mode = MomentumMode;
-      auto with_coupled = [&](auto m, auto n) {
-        coupled ? run(m, n, std::true_type{}) : run(m, n, std::false_type{});
-      };
-      auto with_nesterov = [&](auto m) {
-        nesterov ? with_coupled(m, std::true_type{}) : with_coupled(m, std::false_type{});
-      };
-      switch (mode) {
-        case Mode::kNone:
-          return with_coupled(std::integral_constant<Mode, Mode::kNone>{}, std::false_type{});
-        case Mode::kFirstStep:
-          return with_nesterov(std::integral_constant<Mode, Mode::kFirstStep>{});
-        case Mode::kUpdate:
-          return with_nesterov(std::integral_constant<Mode, Mode::kUpdate>{});
-      }
-    });
+    return numels;
+  };
+  auto with_decay = [&](auto mode, auto nesterov) {
+    constexpr MomentumMode kMode = decltype(mode)::value;
+    constexpr bool kNesterov = decltype(nesterov)::value;
+    const std::vector<int64_t> numels = numels_in(kMode);
+    if (hyper.coupled_decay()) {
+      sgd8bit_typed<kMode, kNesterov, true>(batch, numels, scalars, cuda_stream);
+    } else {
+      sgd8bit_typed<kMode, kNesterov, false>(batch, numels, scalars, cuda_stream);
+    }
+  };
+  auto with_nesterov = [&](auto mode) {
+    hyper.nesterov ? with_decay(mode, std::true_type{}) : with_decay(mode, std::false_type{});
+  };
+  using Mode = MomentumMode;
+  if (!has_momentum) {
+    return with_decay(std::integral_constant<Mode, Mode::kNone>{}, std::false_type{});
   }
+  with_nesterov(std::integral_constant<Mode, Mode::kFirstStep>{});
+  with_nesterov(std::integral_constant<Mode, Mode::kUpdate>{});
 }
 
 void quantize(ops::MomentKind kind, const float* values, uint8_t* codes, float* absmax, int64_t n,

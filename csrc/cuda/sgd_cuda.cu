@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cuda/dispatch.cuh"
+#include "cuda/mixed_apply.cuh"
 #include "cuda/multi_tensor_apply.cuh"
 #include "cuda/optim_cuda.h"
 
@@ -47,9 +48,15 @@ void sgd_typed(const SgdBatch& batch, const std::vector<int64_t>& numels,
     }
   };
   const std::vector<int32_t> variants(numels.size(), 0);
-  multi_tensor_apply<S, Op>(
-      numels, variants, address_of, [&](int32_t) { return Op{scalars}; }, stream,
-      "the SGD kernel launch");
+  auto op_for = [&](int32_t) { return Op{scalars}; };
+  if constexpr (std::is_same_v<ops::MathType<S>, float>) {
+    if (is_mixed(batch.dtype, batch.precision)) {
+      return mixed_tensor_apply<Op>(numels, variants, batch.precision,
+                                    mixed_types(batch.dtype, batch.precision), address_of, op_for,
+                                    stream, "the mixed-precision SGD kernel launch");
+    }
+  }
+  multi_tensor_apply<S, Op>(numels, variants, address_of, op_for, stream, "the SGD kernel launch");
 }
 
 }  // namespace

@@ -18,6 +18,14 @@ namespace fusedoptim::ops {
 // Codes shared with python/fusedoptim/_backend.py (_DTYPE_CODES).
 enum class DType : int { kFloat32 = 0, kFloat64 = 1, kFloat16 = 2, kBFloat16 = 3 };
 
+// How an updated bf16 param is stored: to nearest (even), or stochastically
+// with the counter-based bits of ops/random.h (bf16_stochastic_round=True).
+struct StoreRounding {
+  bool stochastic = false;
+  uint32_t key = 0;         // the tensor's key at this step (ops::stream_key)
+  int64_t first_index = 0;  // the element index, within the tensor, of element 0
+};
+
 FUSEDOPTIM_HOST_DEVICE int element_size(DType dtype) {
   return dtype == DType::kFloat64 ? 8 : dtype == DType::kFloat32 ? 4 : 2;
 }
@@ -48,6 +56,19 @@ FUSEDOPTIM_HOST_DEVICE float bf16_to_float(uint16_t h) { return bits_to_float(ui
 FUSEDOPTIM_HOST_DEVICE uint32_t float_to_bf16_high_half(float f) {
   const uint32_t u = float_to_bits(f);
   const uint32_t rounded = u + 0x7FFFu + ((u >> 16) & 1u);
+  const uint32_t quiet_nan = u | 0x400000u;
+  return f != f ? quiet_nan : rounded;
+}
+
+// float -> bf16 rounded stochastically (high 16 bits, as above): the 16 bits
+// that bf16 drops are added to uniform random bits, so the magnitude rounds up
+// with probability equal to the dropped fraction of an ulp and the rounding is
+// unbiased. Only the low 16 bits of `random` are used. NaN as above; a value
+// within an ulp of the largest bf16 may round up to inf, as it would with
+// more precision.
+FUSEDOPTIM_HOST_DEVICE uint32_t float_to_bf16_stochastic_high_half(float f, uint32_t random) {
+  const uint32_t u = float_to_bits(f);
+  const uint32_t rounded = u + (random & 0xFFFFu);
   const uint32_t quiet_nan = u | 0x400000u;
   return f != f ? quiet_nan : rounded;
 }

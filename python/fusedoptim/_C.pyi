@@ -2,6 +2,17 @@
 
 from typing import Any
 
+class CallPrecision:
+    def __init__(
+        self,
+        *,
+        grad_dtype: int = -1,
+        state_dtype: int = -1,
+        param_copies: list[int] = ...,
+        copy_dtype: int = -1,
+        streams: list[int] = ...,
+    ) -> None: ...
+
 class AdamCall:
     device: int
     def __init__(
@@ -17,6 +28,7 @@ class AdamCall:
         step_dtype: int,
         device: int = -1,
         grad_positions: list[int] = ...,
+        precision: CallPrecision = ...,
     ) -> None: ...
 
 class SgdCall:
@@ -31,6 +43,9 @@ class SgdCall:
         new_buffers: list[bool],
         device: int = -1,
         grad_positions: list[int] = ...,
+        precision: CallPrecision = ...,
+        steps: list[int] = ...,
+        step_dtype: int = 0,
     ) -> None: ...
 
 class GradWatch:
@@ -65,6 +80,8 @@ def adam_step(
     grad_clip: float = 1.0,
     num_threads: int,
     stream: int = 0,
+    stochastic_round: bool = False,
+    seed: int = 0,
 ) -> None: ...
 def sgd_step(
     call: SgdCall,
@@ -81,6 +98,8 @@ def sgd_step(
     grad_clip: float = 1.0,
     num_threads: int,
     stream: int = 0,
+    stochastic_round: bool = False,
+    seed: int = 0,
 ) -> None: ...
 
 class Adam8bitCall:
@@ -102,6 +121,7 @@ class Adam8bitCall:
         step_dtype: int,
         device: int = -1,
         grad_positions: list[int] = ...,
+        precision: CallPrecision = ...,
     ) -> None: ...
 
 class Sgd8bitCall:
@@ -118,6 +138,9 @@ class Sgd8bitCall:
         new_buffers: list[bool],
         device: int = -1,
         grad_positions: list[int] = ...,
+        precision: CallPrecision = ...,
+        steps: list[int] = ...,
+        step_dtype: int = 0,
     ) -> None: ...
 
 def adam8bit_step(
@@ -137,6 +160,8 @@ def adam8bit_step(
     grad_clip: float = 1.0,
     num_threads: int,
     stream: int = 0,
+    stochastic_round: bool = False,
+    seed: int = 0,
 ) -> None: ...
 def sgd8bit_step(
     call: Sgd8bitCall,
@@ -153,6 +178,8 @@ def sgd8bit_step(
     grad_clip: float = 1.0,
     num_threads: int,
     stream: int = 0,
+    stochastic_round: bool = False,
+    seed: int = 0,
 ) -> None: ...
 def quantize_moment(
     *,
@@ -198,7 +225,11 @@ def scale_(
     *, dtypes: list[int], numels: list[int], data: list[int], coef: float, num_threads: int
 ) -> None: ...
 def _cuda_chunk_plan(
-    numels: list[int], variants: list[int] = ..., depth: int = 4, param_bytes: int = ...
+    numels: list[int],
+    variants: list[int] = ...,
+    depth: int = 4,
+    param_bytes: int = ...,
+    keyed: bool = False,
 ) -> Any: ...
 def bandwidth_probe(
     *, inplace: list[int], source: int, n: int, scale: float, num_threads: int

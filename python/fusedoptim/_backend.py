@@ -11,6 +11,7 @@ own beyond what it needs to extract addresses: callers validate first (see
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -96,6 +97,37 @@ def cuda_compiled() -> bool:
     return bool(_C.build_info()["cuda_compiled"])
 
 
+@dataclasses.dataclass(frozen=True)
+class Precision:
+    """A fused call's mixed precision (csrc/optim_batch.h, Precision): the
+    grads' and the float moments' dtypes when they are not the params', the
+    half-precision params written from fp32 master params, and each tensor's
+    stream of random bits (its position in the optimizer) for stochastic
+    rounding."""
+
+    grad_dtype: torch.dtype | None = None
+    state_dtype: torch.dtype | None = None
+    param_copies: Sequence[torch.Tensor] = ()
+    streams: Sequence[int] = ()
+
+    def native(self) -> _C.CallPrecision:
+        copies = list(self.param_copies)
+        return _C.CallPrecision(
+            grad_dtype=_code_or_default(self.grad_dtype),
+            state_dtype=_code_or_default(self.state_dtype),
+            param_copies=addresses(copies),
+            copy_dtype=_code_or_default(copies[0].dtype if copies else None),
+            streams=list(self.streams),
+        )
+
+
+PLAIN = Precision()
+
+
+def _code_or_default(dtype: torch.dtype | None) -> int:
+    return -1 if dtype is None else _TORCH_DTYPE_CODES[dtype]
+
+
 def adam_call(
     params: Sequence[Array],
     exp_avgs: Sequence[Array],
@@ -103,6 +135,7 @@ def adam_call(
     max_exp_avg_sqs: Sequence[Array],
     steps: Sequence[Array],
     grad_positions: Sequence[int] = (),
+    precision: Precision = PLAIN,
 ) -> _C.AdamCall:
     """A fused Adam call's tensors except the grads, checked once by the extension.
 
@@ -121,6 +154,7 @@ def adam_call(
         step_dtype=step_dtype_code(steps[0]),
         device=device_index(params[0]),
         grad_positions=list(grad_positions),
+        precision=precision.native(),
     )
 
 
@@ -129,6 +163,8 @@ def sgd_call(
     momentum_buffers: Sequence[Array],
     new_buffers: Sequence[bool],
     grad_positions: Sequence[int] = (),
+    precision: Precision = PLAIN,
+    steps: Sequence[torch.Tensor] = (),
 ) -> _C.SgdCall:
     """A fused SGD call's tensors except the grads (see adam_call).
 
@@ -144,6 +180,9 @@ def sgd_call(
         new_buffers=list(new_buffers) if momentum_buffers else [],
         device=device_index(params[0]),
         grad_positions=list(grad_positions),
+        precision=precision.native(),
+        steps=addresses(steps),
+        step_dtype=step_dtype_code(steps[0]) if steps else 0,
     )
 
 
@@ -155,6 +194,7 @@ def adam8bit_call(
     steps: Sequence[torch.Tensor],
     block_size: int,
     grad_positions: Sequence[int] = (),
+    precision: Precision = PLAIN,
 ) -> _C.Adam8bitCall:
     """A fused Adam call with 8-bit moments (see adam_call): each moment is a
     list of (codes, absmax) pairs, one per param (uint8 codes laid out like the
@@ -174,6 +214,7 @@ def adam8bit_call(
         step_dtype=step_dtype_code(steps[0]),
         device=device_index(params[0]),
         grad_positions=list(grad_positions),
+        precision=precision.native(),
     )
 
 
@@ -183,6 +224,8 @@ def sgd8bit_call(
     new_buffers: Sequence[bool],
     block_size: int,
     grad_positions: Sequence[int] = (),
+    precision: Precision = PLAIN,
+    steps: Sequence[torch.Tensor] = (),
 ) -> _C.Sgd8bitCall:
     """A fused SGD call with 8-bit momentum buffers (see sgd_call and adam8bit_call)."""
     return _C.Sgd8bitCall(
@@ -195,6 +238,9 @@ def sgd8bit_call(
         new_buffers=list(new_buffers) if momentum_buffers else [],
         device=device_index(params[0]),
         grad_positions=list(grad_positions),
+        precision=precision.native(),
+        steps=addresses(steps),
+        step_dtype=step_dtype_code(steps[0]) if steps else 0,
     )
 
 
@@ -247,13 +293,15 @@ def grad_watch(
 ) -> _C.GradWatch:
     """The per-step check of a cached plan: ``params`` are the group's params
     that have a grad now (plain, dense, contiguous tensors, real or complex),
-    in group order; ``is_outside[i]``: group_params[i] is left to the caller."""
+    in group order; ``is_outside[i]``: group_params[i] is left to the caller.
+    Each grad must keep the dtype it has now (its param's, or another one the
+    kernels widen)."""
     return _C.GradWatch(
         group_params=group_params,
         has_grad=[p.grad is not None and not out for p, out in zip(group_params, is_outside)],
         outside=is_outside,
         param_addresses=addresses(params),
-        dtypes=[p.dtype for p in params],
+        dtypes=[p.grad.dtype for p in params],
         numels=[p.numel() for p in params],
         is_complex=[p.is_complex() for p in params],
         device=params[0].get_device() if params else -1,
@@ -283,6 +331,8 @@ def adam_step(
     grad_unscale: float = 1.0,
     grad_clip: float = 1.0,
     num_threads: int | None = None,
+    stochastic_round: bool = False,
+    seed: int = 0,
 ) -> None:
     """One fused Adam/AdamW step over ``call``'s tensors (an AdamCall or an
     Adam8bitCall).
@@ -308,6 +358,8 @@ def adam_step(
             grad_clip=grad_clip,
             num_threads=resolve_num_threads(num_threads),
             stream=cuda_stream(call.device),
+            stochastic_round=stochastic_round,
+            seed=seed,
         )
 
 
@@ -325,6 +377,8 @@ def sgd_step(
     grad_unscale: float = 1.0,
     grad_clip: float = 1.0,
     num_threads: int | None = None,
+    stochastic_round: bool = False,
+    seed: int = 0,
 ) -> None:
     """One fused SGD step over ``call``'s tensors (see adam_step)."""
     native = _C.sgd8bit_step if isinstance(call, _C.Sgd8bitCall) else _C.sgd_step
@@ -343,6 +397,8 @@ def sgd_step(
             grad_clip=grad_clip,
             num_threads=resolve_num_threads(num_threads),
             stream=cuda_stream(call.device),
+            stochastic_round=stochastic_round,
+            seed=seed,
         )
 
 

@@ -71,27 +71,42 @@ def check_step_counter(step: Any, label: str) -> None:
         )
 
 
+# The dtypes a fused kernel mixes: a grad of one of these may update a param of
+# another (the kernels widen and compute in float, see csrc/cpu/staged_blocks.h).
+MIXABLE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
 def check_tensors(
     label: str,
     param: Any,
     companions: Sequence[tuple[str, Any]],
     *,
     writable_companions: bool = True,
+    mixed_grads: bool = False,
+    state_dtype: torch.dtype | None = None,
 ) -> None:
     """Check one param against its grad and state tensors.
 
     ``companions`` are (role, tensor) pairs: the grad and each state tensor,
-    which must match the param in kind, dtype, device, shape and memory layout.
+    which must match the param in kind, dtype, device, shape and memory layout;
+    with ``mixed_grads`` the grad may have another of MIXABLE_DTYPES, and the
+    state has ``state_dtype`` where it is given (fp32 state of master weights).
     """
     if isinstance(param, torch.Tensor):
-        _check_torch(label, param, companions)
+        _check_torch(label, param, companions, mixed_grads, state_dtype)
     elif isinstance(param, np.ndarray):
         _check_numpy(label, param, companions, writable_companions)
     else:
         raise TypeError(f"{label}: expected a torch.Tensor or numpy.ndarray, got {type(param)}")
 
 
-def _check_torch(label: str, param: torch.Tensor, companions: Sequence[tuple[str, Any]]) -> None:
+def _check_torch(
+    label: str,
+    param: torch.Tensor,
+    companions: Sequence[tuple[str, Any]],
+    mixed_grads: bool = False,
+    state_dtype: torch.dtype | None = None,
+) -> None:
     if param.layout != torch.strided:
         raise RuntimeError(f"{label}: {param.layout} params are not supported")
     _check_not_negated(label, "param", param)
@@ -120,8 +135,11 @@ def _check_torch(label: str, param: torch.Tensor, companions: Sequence[tuple[str
             raise RuntimeError(
                 f"{label}: {role} is on {t.device} but the param is on {param.device}"
             )
-        if t.dtype != param.dtype:
-            raise TypeError(f"{label}: {role} has dtype {t.dtype} but the param has {param.dtype}")
+        if t.dtype != _expected_dtype(role, t, param, mixed_grads, state_dtype):
+            raise TypeError(
+                f"{label}: {role} has dtype {t.dtype} but the param has {param.dtype}"
+                + (_MIXED_HINT if role == "grad" and mixed_grads else "")
+            )
         if t.shape != param.shape:
             raise ValueError(
                 f"{label}: {role} has shape {tuple(t.shape)} but the param has {tuple(param.shape)}"
@@ -143,6 +161,21 @@ def check_no_self_overlap(label: str, param: torch.Tensor) -> None:
             "cannot update in place either; give the optimizer a tensor of its own "
             "(param.data = param.data.clone())"
         )
+
+
+_MIXED_HINT = (
+    "; grads and params may mix float32, float16 and bfloat16, float64 and complex take "
+    "grads of their own dtype"
+)
+
+
+def _expected_dtype(
+    role: str, t: torch.Tensor, param: torch.Tensor, mixed_grads: bool, state_dtype
+) -> torch.dtype:
+    if role == "grad":
+        mixable = mixed_grads and t.dtype in MIXABLE_DTYPES and param.dtype in MIXABLE_DTYPES
+        return t.dtype if mixable else param.dtype
+    return state_dtype if state_dtype is not None else param.dtype
 
 
 def _check_not_negated(label: str, role: str, t: torch.Tensor) -> None:

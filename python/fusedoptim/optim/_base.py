@@ -36,10 +36,11 @@ from fusedoptim.optim._plan import Batch, GroupPlan, VersionedState, versioned
 from fusedoptim.optim._state_precision import (
     DEFAULT_BLOCK_SIZE,
     GROUP_KEYS,
+    MOMENT_KINDS,
     dequantize_entry,
     is_quantized,
     quantize_entry,
-    take_quantized,
+    take_uncast,
 )
 from fusedoptim.penalties import global_grad_norm
 
@@ -67,7 +68,13 @@ class FusedOptimizer(Optimizer):
 
     # Keys that fusedoptim adds to torch's param group layout, with defaults
     # for state dicts saved by torch.optim or by older fusedoptim versions.
-    _extra_group_defaults: dict[str, Any] = {"l1": 0.0, "max_grad_norm": None}
+    _extra_group_defaults: dict[str, Any] = {
+        "l1": 0.0,
+        "max_grad_norm": None,
+        "bf16_stochastic_round": False,
+        "master_weights": False,
+        "seed": 0,
+    }
 
     # Whether params with a sparse grad (nn.Embedding(sparse=True)) are updated,
     # through ``_step_sparse``: torch.optim.SGD takes them, Adam/AdamW refuse them.
@@ -370,13 +377,90 @@ class FusedOptimizer(Optimizer):
         validate_common(name, p, group["l1"])
         if grad.is_sparse and self._takes_sparse_grads:
             return Item(p, grad, self._check_sparse_item(name, p, grad, group))
+        check_half_precision_options(name, p, group)
         stage = staging_copy(name, p)
         updated = p if stage is None else stage
         grad = laid_out_like(grad, updated)
         existing, state_companions = self._existing_state(name, p, group, like=updated)
         companions = [("grad", real_view(grad)), *state_companions]
-        _validation.check_tensors(name, real_view(updated), companions)
+        if self._uses_master(p, group) and "master_param" in self.state.get(p, {}):
+            companions.append(("master_param", real_view(self.state[p]["master_param"])))
+        _validation.check_tensors(
+            name,
+            real_view(updated),
+            companions,
+            mixed_grads=True,
+            state_dtype=torch.float32 if self._uses_master(p, group) else None,
+        )
         return Item(p, grad, existing, stage)
+
+    # [note: half-precision options] bf16_stochastic_round rounds each updated
+    # bf16 param up or down with probability proportional to its distance,
+    # with counter-based random bits (csrc/ops/random.h) keyed by the group's
+    # seed, the param's position in the optimizer and its step. master_weights
+    # keeps an fp32 copy of each fp16/bf16 param in its state ("master_param",
+    # with fp32 moments), updates it in fp32 and writes the param rounded to
+    # nearest from it in the same pass. Other params are unaffected by either.
+    def _uses_master(self, p: torch.Tensor, group: dict[str, Any]) -> bool:
+        return bool(group.get("master_weights")) and p.dtype in HALF_DTYPES
+
+    def _rounds_stochastically(self, p: torch.Tensor, group: dict[str, Any]) -> bool:
+        return bool(group.get("bf16_stochastic_round")) and p.dtype == torch.bfloat16
+
+    def _state_dtype(self, p: torch.Tensor, group: dict[str, Any]) -> torch.dtype:
+        """The dtype of a param's float moments: fp32 under master weights,
+        else the param's (complex for a complex param, as in torch.optim)."""
+        return torch.float32 if self._uses_master(p, group) else p.dtype
+
+    def _master_for(self, p: torch.Tensor, group: dict[str, Any]) -> torch.Tensor | None:
+        """The param's fp32 master, created from the param when missing (the
+        first step, or a state dict saved without master weights)."""
+        if not self._uses_master(p, group):
+            return None
+        state = self.state[p]
+        if "master_param" not in state:
+            master = torch.empty_like(p, dtype=torch.float32, memory_format=torch.preserve_format)
+            state["master_param"] = master.copy_(p.detach())
+        return state["master_param"]
+
+    def _state_tensors_as(self, state: dict, keys: tuple[str, ...], dtype: torch.dtype) -> None:
+        """Float moments in ``dtype`` (fp32 under master weights; the param's
+        otherwise, as torch.optim keeps them), converted where they are not."""
+        for key in keys:
+            value = state.get(key)
+            if (
+                isinstance(value, torch.Tensor)
+                and value.is_floating_point()
+                and value.dtype != dtype
+            ):
+                state[key] = value.to(dtype)
+
+    def _call_precision(
+        self, group: dict[str, Any], items: list[Item], positions: list[int]
+    ) -> tuple[list[torch.Tensor], _backend.Precision, bool]:
+        """For one fused call: the tensors its kernel updates as params (the
+        params, or their fp32 masters), its Precision and whether it rounds
+        stochastically."""
+        first = items[positions[0]].param
+        updated = [real_view(items[i].updated) for i in positions]
+        masters = [self._master_for(items[i].param, group) for i in positions]
+        params = [real_view(m) for m in masters] if masters[0] is not None else updated
+        grad_dtype = real_view(items[positions[0]].grad).dtype
+        stochastic = self._rounds_stochastically(first, group)
+        streams: list[int] = []
+        if stochastic:
+            # A param's stream of random bits: its index in state_dict order.
+            index_of = {
+                id(q): index
+                for index, q in enumerate(q for g in self.param_groups for q in g["params"])
+            }
+            streams = [index_of[id(items[i].param)] for i in positions]
+        precision = _backend.Precision(
+            grad_dtype=grad_dtype if grad_dtype != params[0].dtype else None,
+            param_copies=updated if masters[0] is not None else (),
+            streams=streams,
+        )
+        return params, precision, stochastic
 
     def _existing_state(
         self, name: str, p: torch.Tensor, group: dict[str, Any], like: torch.Tensor
@@ -435,7 +519,7 @@ class FusedOptimizer(Optimizer):
                 if key not in ("params", "param_names"):
                     saved.setdefault(key, value)
         state_dict["param_groups"] = saved_groups
-        state_dict, quantized = take_quantized(state_dict)
+        state_dict, uncast = take_uncast(state_dict)
         super().load_state_dict(state_dict)
         saved_ids = iter([index for group in saved_groups for index in group["params"]])
         for group in self.param_groups:
@@ -444,11 +528,16 @@ class FusedOptimizer(Optimizer):
                 for key in GROUP_KEYS:
                     group.pop(key, None)
             for p in group["params"]:
-                taken = quantized.get(next(saved_ids, None))
+                taken = uncast.get(next(saved_ids, None))
                 if taken is None and p not in self.state:
                     continue
                 entry = self.state[p]
                 entry.update({key: value.to(p.device) for key, value in (taken or {}).items()})
+                if "master_param" in entry and not self._uses_master(p, group):
+                    # Saved with master weights, loaded without: the moments
+                    # take the param's dtype, as torch.optim keeps them.
+                    del entry["master_param"]
+                    self._state_tensors_as(entry, tuple(MOMENT_KINDS), p.dtype)
                 if is_quantized(entry) and not self._keeps_8bit(p, group):
                     dequantize_entry(entry, p, block_size)
                 elif not is_quantized(entry) and self._keeps_8bit(p, group):
@@ -546,12 +635,13 @@ def laid_out_like(t: Any, param: torch.Tensor) -> Any:
     if (
         not isinstance(t, torch.Tensor)
         or t.layout != torch.strided
-        or (t.shape, t.dtype, t.device) != (param.shape, param.dtype, param.device)
+        or (t.shape, t.device) != (param.shape, param.device)
+        or t.is_complex() != param.is_complex()
         or _validation.same_layout(t, param)
         or not _validation.is_dense(param)
     ):
         return t
-    return torch.empty_like(param).copy_(t)
+    return torch.empty_like(param, dtype=t.dtype).copy_(t)
 
 
 def fused_calls(items: list[Item], key: Callable[[int], Any]) -> list[list[int]]:
@@ -586,6 +676,46 @@ def check_group_hyperparameters(kind: str, group_index: int, group: dict, keys: 
                 raise ValueError(
                     f"{kind}: param group {group_index} has non-finite {key} = {value}"
                 )
+
+
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def half_precision_defaults(
+    bf16_stochastic_round: bool, master_weights: bool, seed: int | None
+) -> dict[str, Any]:
+    """The constructor's half-precision options as group defaults (see
+    [note: half-precision options]); ``seed=None`` takes ``torch.initial_seed()``,
+    so ``torch.manual_seed`` before building the optimizer fixes the bits."""
+    for name, value in (
+        ("bf16_stochastic_round", bf16_stochastic_round),
+        ("master_weights", master_weights),
+    ):
+        if not isinstance(value, bool):
+            raise ValueError(f"Invalid {name} value: {value!r} (expected True or False)")
+    if bf16_stochastic_round and master_weights:
+        raise ValueError(
+            "bf16_stochastic_round and master_weights: choose one; the master weights keep "
+            "every update in fp32 and the param is their rounding to nearest"
+        )
+    if seed is None:
+        seed = torch.initial_seed()
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+        raise ValueError(f"Invalid seed value: {seed!r} (expected an int in [0, 2**64))")
+    return {
+        "bf16_stochastic_round": bf16_stochastic_round,
+        "master_weights": master_weights,
+        "seed": seed,
+    }
+
+
+def check_half_precision_options(label: str, p: torch.Tensor, group: dict[str, Any]) -> None:
+    if group.get("bf16_stochastic_round") and p.dtype == torch.float16:
+        raise ValueError(
+            f"{label}: bf16_stochastic_round rounds bfloat16 params; this param is float16 "
+            "(its 10-bit mantissa and narrow range keep small updates better than bf16; use "
+            "master_weights=True to keep every update)"
+        )
 
 
 def validate_common(label: str, param: torch.Tensor, l1: float) -> None:

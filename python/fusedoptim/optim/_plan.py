@@ -103,6 +103,7 @@ class Batch:
 
     positions: list[int]
     call: Any  # _C.AdamCall or _C.SgdCall (see _backend.adam_call / sgd_call)
+    stochastic_round: bool = False  # bf16 params rounded stochastically
 
 
 @dataclass

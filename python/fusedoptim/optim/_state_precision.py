@@ -218,16 +218,20 @@ def dequantized_state_dict(state_dict: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def take_quantized(state_dict: dict[str, Any]) -> tuple[dict[str, Any], dict]:
-    """(a shallow copy of state_dict without the 8-bit tensors, {index: those
-    tensors}): torch.optim's load_state_dict casts every floating state tensor
-    to its param's dtype, which would turn an fp32 absmax into bf16."""
+def take_uncast(state_dict: dict[str, Any]) -> tuple[dict[str, Any], dict]:
+    """(a shallow copy of state_dict without the tensors that must keep their
+    dtype, {index: those tensors}): torch.optim's load_state_dict casts every
+    floating state tensor to its param's dtype, which would turn an fp32
+    absmax, an fp32 master param or its fp32 moments into bf16."""
     kept, taken = {}, {}
     for index, entry in state_dict["state"].items():
-        if not isinstance(entry, dict) or not is_quantized(entry):
+        if not isinstance(entry, dict):
             kept[index] = entry
             continue
-        quantized_keys = [k for k in entry if k.endswith(("_codes", "_absmax"))]
-        taken[index] = {k: entry[k] for k in quantized_keys}
-        kept[index] = {k: v for k, v in entry.items() if k not in quantized_keys}
+        keys = [k for k in entry if k.endswith(("_codes", "_absmax"))]
+        if "master_param" in entry:
+            keys += ["master_param", *(m for m in MOMENT_KINDS if m in entry)]
+        if keys:
+            taken[index] = {k: entry[k] for k in keys}
+        kept[index] = {k: v for k, v in entry.items() if k not in keys}
     return {**state_dict, "state": kept}, taken

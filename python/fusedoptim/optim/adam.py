@@ -15,6 +15,7 @@ from fusedoptim.optim._base import (
     Item,
     check_step_counter,
     fused_calls,
+    half_precision_defaults,
     laid_out_like,
     real_view,
     to_float,
@@ -56,6 +57,15 @@ class Adam(FusedOptimizer):
             the params of every group that sets it, inside the step (one extra
             read pass for the norm, no extra write pass; default: None).
         decoupled_weight_decay (bool): True makes this AdamW (default: False).
+        bf16_stochastic_round (bool): fusedoptim only (torchao's name). bf16 params
+            are rounded up or down with probability proportional to the distance,
+            with reproducible counter-based random bits; float16 params are refused
+            (default: False).
+        master_weights (bool): fusedoptim only. fp16/bf16 params keep an fp32 copy
+            ("master_param") and fp32 moments in their state, updated in fp32; the
+            param is written rounded to nearest from it (default: False).
+        seed (int, optional): the stochastic rounding's seed, a param group option
+            saved in the state dict (default: ``torch.initial_seed()``).
         foreach, fused: accepted for drop-in compatibility; no effect (the step is
             always fused).
         capturable, differentiable: not supported; True raises ``ValueError``.
@@ -78,6 +88,9 @@ class Adam(FusedOptimizer):
         decoupled_weight_decay: bool = False,
         l1: float = 0.0,
         max_grad_norm: float | None = None,
+        bf16_stochastic_round: bool = False,
+        master_weights: bool = False,
+        seed: int | None = None,
     ) -> None:
         # torch.optim.Adam's checks and messages, in torch's order.
         if isinstance(lr, Tensor) and lr.numel() != 1:
@@ -118,6 +131,7 @@ class Adam(FusedOptimizer):
             "decoupled_weight_decay": decoupled_weight_decay,
             "l1": l1,
             "max_grad_norm": max_grad_norm,
+            **half_precision_defaults(bf16_stochastic_round, master_weights, seed),
         }
         super().__init__(params, defaults)
 
@@ -151,6 +165,7 @@ class Adam(FusedOptimizer):
             for moment in present if group["amsgrad"] else moments:
                 check_codes(name, like, moment, state, self._block_size(group, name))
             return state, []
+        self._state_tensors_as(state, MOMENTS, self._state_dtype(p, group))
         for key in MOMENTS:
             if key in state:
                 # Only the layout changes, never a value, so a step refused
@@ -167,13 +182,16 @@ class Adam(FusedOptimizer):
     _hyperparameter_keys = ("lr", "betas", "eps", "weight_decay", "l1")
 
     def _structure(self, group: dict[str, Any]) -> tuple:
-        return (bool(group["amsgrad"]), *(group.get(key) for key in GROUP_KEYS))
+        flags = (group.get("bf16_stochastic_round"), group.get("master_weights"))
+        return (bool(group["amsgrad"]), *flags, *(group.get(key) for key in GROUP_KEYS))
 
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
         moments = MOMENTS if group["amsgrad"] else MOMENTS[:2]
         keys = ("step", *moments)
         if self._quantizes_state:
             keys += tuple(k for m in moments for k in (codes_key(m), absmax_key(m)))
+        if group.get("master_weights"):
+            keys += ("master_param",)
         return keys
 
     def _create_state(self, group: dict[str, Any], items: list[Item]) -> None:
@@ -187,12 +205,13 @@ class Adam(FusedOptimizer):
         forms = [is_quantized(state) for state in states]
 
         def key(position: int) -> tuple:
-            state = states[position]
-            return real_view(items[position].param).dtype, state["step"].dtype, forms[position]
+            item, state = items[position], states[position]
+            dtypes = real_view(item.param).dtype, real_view(item.grad).dtype, state["step"].dtype
+            return *dtypes, forms[position], "master_param" in state
 
         batches = []
         for positions in fused_calls(items, key):
-            params = [real_view(items[i].updated) for i in positions]
+            params, precision, stochastic = self._call_precision(group, items, positions)
             chosen = [states[i] for i in positions]
             steps = [s["step"] for s in chosen]
             if forms[positions[0]]:
@@ -204,6 +223,7 @@ class Adam(FusedOptimizer):
                     steps,
                     self._block_size(group, "Adam8bit"),
                     grad_positions=positions,
+                    precision=precision,
                 )
             else:
                 floats = [[real_view(s[m]) for s in chosen] for m in moments]
@@ -213,8 +233,9 @@ class Adam(FusedOptimizer):
                     floats[2] if amsgrad else [],
                     steps,
                     grad_positions=positions,
+                    precision=precision,
                 )
-            batches.append(Batch(positions, call))
+            batches.append(Batch(positions, call, stochastic))
         return batches
 
     def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
@@ -229,10 +250,11 @@ class Adam(FusedOptimizer):
             "decoupled_weight_decay": bool(group["decoupled_weight_decay"]),
             "amsgrad": bool(group["amsgrad"]),
             "maximize": bool(group["maximize"]),
+            "seed": int(group["seed"]),
         }
 
     def _launch(self, batch: Batch, grads: _backend.Grads, hyper: dict[str, Any]) -> None:
-        _backend.adam_step(batch.call, grads, **hyper)
+        _backend.adam_step(batch.call, grads, stochastic_round=batch.stochastic_round, **hyper)
 
     def _state_for(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         state = self.state[p]
@@ -242,12 +264,15 @@ class Adam(FusedOptimizer):
             # torch keeps `step` on the CPU (note: [special device hosting for
             # step]); the host reads it to compute the bias corrections.
             state["step"] = torch.tensor(0.0, dtype=_get_scalar_dtype())
+        dtype = torch.float32 if self._uses_master(p, group) else p.dtype
         for moment in moments:
             if quantized and codes_key(moment) not in state:
                 codes, absmax = new_codes(p, group["block_size"])
                 state[codes_key(moment)], state[absmax_key(moment)] = codes, absmax
             elif not quantized and moment not in state:
-                state[moment] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state[moment] = torch.zeros_like(
+                    p, dtype=dtype, memory_format=torch.preserve_format
+                )
         return state
 
 
@@ -275,6 +300,9 @@ class AdamW(Adam):
         fused: bool | None = None,
         l1: float = 0.0,
         max_grad_norm: float | None = None,
+        bf16_stochastic_round: bool = False,
+        master_weights: bool = False,
+        seed: int | None = None,
     ) -> None:
         super().__init__(
             params,
@@ -291,6 +319,9 @@ class AdamW(Adam):
             decoupled_weight_decay=True,
             l1=l1,
             max_grad_norm=max_grad_norm,
+            bf16_stochastic_round=bf16_stochastic_round,
+            master_weights=master_weights,
+            seed=seed,
         )
 
     def __setstate__(self, state: dict[str, Any]) -> None:

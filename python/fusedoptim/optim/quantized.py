@@ -91,6 +91,9 @@ class Adam8bit(_QuantizedState, Adam):
         max_grad_norm: float | None = None,
         block_size: int = DEFAULT_BLOCK_SIZE,
         min_8bit_size: int = DEFAULT_MIN_8BIT_SIZE,
+        bf16_stochastic_round: bool = False,
+        master_weights: bool = False,
+        seed: int | None = None,
     ) -> None:
         self._set_quantization_defaults(block_size, min_8bit_size)
         super().__init__(
@@ -108,6 +111,9 @@ class Adam8bit(_QuantizedState, Adam):
             decoupled_weight_decay=decoupled_weight_decay,
             l1=l1,
             max_grad_norm=max_grad_norm,
+            bf16_stochastic_round=bf16_stochastic_round,
+            master_weights=master_weights,
+            seed=seed,
         )
         self.defaults.update(self._quantization_defaults)
 
@@ -137,6 +143,9 @@ class AdamW8bit(Adam8bit):
         max_grad_norm: float | None = None,
         block_size: int = DEFAULT_BLOCK_SIZE,
         min_8bit_size: int = DEFAULT_MIN_8BIT_SIZE,
+        bf16_stochastic_round: bool = False,
+        master_weights: bool = False,
+        seed: int | None = None,
     ) -> None:
         super().__init__(
             params,
@@ -155,6 +164,9 @@ class AdamW8bit(Adam8bit):
             max_grad_norm=max_grad_norm,
             block_size=block_size,
             min_8bit_size=min_8bit_size,
+            bf16_stochastic_round=bf16_stochastic_round,
+            master_weights=master_weights,
+            seed=seed,
         )
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -187,6 +199,9 @@ class SGD8bit(_QuantizedState, SGD):
         max_grad_norm: float | None = None,
         block_size: int = DEFAULT_BLOCK_SIZE,
         min_8bit_size: int = DEFAULT_MIN_8BIT_SIZE,
+        bf16_stochastic_round: bool = False,
+        master_weights: bool = False,
+        seed: int | None = None,
     ) -> None:
         self._set_quantization_defaults(block_size, min_8bit_size)
         super().__init__(
@@ -202,5 +217,8 @@ class SGD8bit(_QuantizedState, SGD):
             fused=fused,
             l1=l1,
             max_grad_norm=max_grad_norm,
+            bf16_stochastic_round=bf16_stochastic_round,
+            master_weights=master_weights,
+            seed=seed,
         )
         self.defaults.update(self._quantization_defaults)

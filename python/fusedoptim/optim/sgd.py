@@ -14,6 +14,7 @@ from fusedoptim.optim._base import (
     FusedOptimizer,
     Item,
     fused_calls,
+    half_precision_defaults,
     laid_out_like,
     real_view,
     to_float,
@@ -58,6 +59,9 @@ class SGD(FusedOptimizer):
             ``torch.nn.utils.clip_grad_norm_(params, max_grad_norm)`` would, over
             the params of every group that sets it, inside the step (one extra
             read pass for the norm, no extra write pass; default: None).
+        bf16_stochastic_round, master_weights, seed: as in :class:`fusedoptim.Adam`;
+            with stochastic rounding each bf16 param also keeps a ``step`` count
+            in its state (torch's SGD counts none), which keys the random bits.
         foreach, fused: accepted for drop-in compatibility; no effect.
         differentiable: not supported; True raises ``ValueError``.
     """
@@ -77,6 +81,9 @@ class SGD(FusedOptimizer):
         fused: bool | None = None,
         l1: float = 0.0,
         max_grad_norm: float | None = None,
+        bf16_stochastic_round: bool = False,
+        master_weights: bool = False,
+        seed: int | None = None,
     ) -> None:
         # torch.optim.SGD's checks and messages, in torch's order.
         if isinstance(lr, Tensor) and lr.numel() != 1:
@@ -103,6 +110,7 @@ class SGD(FusedOptimizer):
             "fused": fused,
             "l1": l1,
             "max_grad_norm": max_grad_norm,
+            **half_precision_defaults(bf16_stochastic_round, master_weights, seed),
         }
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
@@ -184,6 +192,8 @@ class SGD(FusedOptimizer):
         if state and is_quantized(state):
             check_codes(name, like, "momentum_buffer", state, self._block_size(group, name))
             return state, []
+        if state:
+            self._state_tensors_as(state, (BUFFER,), self._state_dtype(p, group))
         buffer = state.get("momentum_buffer") if state else None
         if buffer is None:
             return None, []
@@ -199,17 +209,30 @@ class SGD(FusedOptimizer):
     _hyperparameter_keys = ("lr", "momentum", "dampening", "weight_decay", "l1")
 
     def _structure(self, group: dict[str, Any]) -> tuple:
-        return (group["momentum"] != 0, *(group.get(key) for key in GROUP_KEYS))
+        flags = (group.get("bf16_stochastic_round"), group.get("master_weights"))
+        return (group["momentum"] != 0, *flags, *(group.get(key) for key in GROUP_KEYS))
 
     def _state_keys(self, group: dict[str, Any]) -> tuple[str, ...]:
-        # Without momentum there is no state at all (as in torch.optim.SGD).
-        if group["momentum"] == 0:
-            return ()
-        if self._quantizes_state:
-            return (BUFFER, codes_key(BUFFER), absmax_key(BUFFER))
-        return (BUFFER,)
+        # Without momentum and the half-precision options there is no state at
+        # all (as in torch.optim.SGD).
+        keys: tuple[str, ...] = ()
+        if group["momentum"] != 0:
+            keys = (BUFFER, codes_key(BUFFER), absmax_key(BUFFER))
+            keys = keys if self._quantizes_state else keys[:1]
+        if group.get("bf16_stochastic_round"):
+            keys += ("step",)
+        if group.get("master_weights"):
+            keys += ("master_param",)
+        return keys
 
     def _create_state(self, group: dict[str, Any], items: list[Item]) -> None:
+        for item in items:
+            if (
+                self._rounds_stochastically(item.param, group)
+                and "step" not in self.state[item.param]
+            ):
+                # The count that keys the random bits (torch's SGD keeps none).
+                self.state[item.param]["step"] = torch.tensor(0.0)
         if group["momentum"] == 0:
             return
         for item in items:
@@ -222,7 +245,11 @@ class SGD(FusedOptimizer):
                 codes, absmax = new_codes(item.param, group["block_size"])
                 state[codes_key(BUFFER)], state[absmax_key(BUFFER)] = codes, absmax
             else:
-                state[BUFFER] = torch.empty_like(item.param, memory_format=torch.preserve_format)
+                state[BUFFER] = torch.empty_like(
+                    item.param,
+                    dtype=self._state_dtype(item.param, group),
+                    memory_format=torch.preserve_format,
+                )
 
     def _batches(self, group: dict[str, Any], items: list[Item]) -> list[Batch]:
         has_momentum = group["momentum"] != 0
@@ -230,12 +257,15 @@ class SGD(FusedOptimizer):
         forms = [has_momentum and is_quantized(state) for state in states]
 
         def key(position: int) -> tuple:
-            return real_view(items[position].param).dtype, forms[position]
+            item = items[position]
+            dtypes = real_view(item.param).dtype, real_view(item.grad).dtype
+            return *dtypes, forms[position], self._uses_master(item.param, group)
 
         batches = []
         for positions in fused_calls(items, key):
             chosen = [items[i] for i in positions]
-            params = [real_view(item.updated) for item in chosen]
+            params, precision, stochastic = self._call_precision(group, items, positions)
+            steps = [states[i]["step"] for i in positions] if stochastic else []
             new_buffers = [item.existing is None for item in chosen]
             if forms[positions[0]]:
                 buffers = [
@@ -247,11 +277,20 @@ class SGD(FusedOptimizer):
                     new_buffers,
                     self._block_size(group, "SGD8bit"),
                     grad_positions=positions,
+                    precision=precision,
+                    steps=steps,
                 )
             else:
                 buffers = [real_view(states[i][BUFFER]) for i in positions] if has_momentum else []
-                call = _backend.sgd_call(params, buffers, new_buffers, grad_positions=positions)
-            batches.append(Batch(positions, call))
+                call = _backend.sgd_call(
+                    params,
+                    buffers,
+                    new_buffers,
+                    grad_positions=positions,
+                    precision=precision,
+                    steps=steps,
+                )
+            batches.append(Batch(positions, call, stochastic))
         return batches
 
     def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
@@ -263,7 +302,8 @@ class SGD(FusedOptimizer):
             "l1": float(group["l1"]),
             "nesterov": bool(group["nesterov"]),
             "maximize": bool(group["maximize"]),
+            "seed": int(group["seed"]),
         }
 
     def _launch(self, batch: Batch, grads: _backend.Grads, hyper: dict[str, Any]) -> None:
-        _backend.sgd_step(batch.call, grads, **hyper)
+        _backend.sgd_step(batch.call, grads, stochastic_round=batch.stochastic_round, **hyper)

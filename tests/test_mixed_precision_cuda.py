@@ -1,0 +1,81 @@
+"""Mixed precision on CUDA: stochastic rounding, master weights and grads of
+another dtype give the same bits as the CPU (whose results
+tests/test_mixed_precision.py checks against references), over many steps,
+odd sizes and more tensors than one launch table holds. Skipped without a
+CUDA device (see tests/test_cuda.py for FUSEDOPTIM_REQUIRE_CUDA). Tolerance:
+none (bit for bit with the CPU's FMA builds).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from rounding_reference import bits_of
+
+import fusedoptim
+from fusedoptim import _C
+
+_CUDA_BUILT = bool(_C.build_info()["cuda_compiled"])
+_REQUIRE_CUDA = os.environ.get("FUSEDOPTIM_REQUIRE_CUDA") == "1"
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+    pytest.mark.skipif(
+        not _CUDA_BUILT and not _REQUIRE_CUDA, reason="fusedoptim was built without CUDA"
+    ),
+]
+
+# 700 small tensors overflow one launch table; the large ones span chunks,
+# and 2**16 + 1 puts a bf16 pair across a chunk boundary.
+SIZES = (1, 7, 4096, 65537, 278011) + tuple(1 + i % 13 for i in range(700))
+
+CASES = [
+    ("AdamW", dict(lr=1e-2, bf16_stochastic_round=True), torch.bfloat16, None),
+    ("Adam", dict(lr=1e-2, amsgrad=True, bf16_stochastic_round=True), torch.bfloat16, None),
+    ("SGD", dict(lr=0.1, momentum=0.9, bf16_stochastic_round=True), torch.bfloat16, None),
+    ("SGD", dict(lr=0.1, bf16_stochastic_round=True), torch.bfloat16, None),
+    ("AdamW8bit", dict(lr=1e-2, bf16_stochastic_round=True), torch.bfloat16, None),
+    ("SGD8bit", dict(lr=0.1, momentum=0.9, bf16_stochastic_round=True), torch.bfloat16, None),
+    ("AdamW", dict(lr=1e-2, master_weights=True), torch.bfloat16, None),
+    ("AdamW", dict(lr=1e-2, master_weights=True), torch.float16, None),
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, master_weights=True), torch.float16, None),
+    ("AdamW8bit", dict(lr=1e-2, master_weights=True), torch.bfloat16, None),
+    ("AdamW", dict(lr=1e-2), torch.float32, torch.bfloat16),
+    ("SGD", dict(lr=0.1, momentum=0.9), torch.float32, torch.float16),
+    ("AdamW8bit", dict(lr=1e-2), torch.float32, torch.bfloat16),
+    ("Adam", dict(lr=1e-2), torch.bfloat16, torch.float32),
+]
+
+
+def _id(case):
+    name, kwargs, dtype, grad_dtype = case
+    options = ",".join(k for k, v in kwargs.items() if v is True)
+    return f"{name}-{options}-{dtype}-grads:{grad_dtype}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_cuda_equals_cpu_bit_for_bit(case):
+    name, kwargs, dtype, grad_dtype = case
+    cls = getattr(fusedoptim, name)
+    gen = torch.Generator().manual_seed(0)
+    values = [torch.randn(n, generator=gen).to(dtype) for n in SIZES]
+    cpu = [torch.nn.Parameter(v.clone()) for v in values]
+    gpu = [torch.nn.Parameter(v.cuda()) for v in values]
+    for p in cpu + gpu:
+        p.grad_dtype = grad_dtype or dtype
+    a = cls(cpu, seed=5, **kwargs)
+    b = cls(gpu, seed=5, **kwargs)
+    for _ in range(5):
+        for p, q in zip(cpu, gpu):
+            g = torch.randn(p.shape, generator=gen).to(grad_dtype or dtype)
+            p.grad, q.grad = g, g.cuda()
+        a.step()
+        b.step()
+    torch.cuda.synchronize()
+    for i, (p, q) in enumerate(zip(cpu, gpu)):
+        assert torch.equal(bits_of(p), bits_of(q.cpu())), i
+        for key, value in a.state[p].items():
+            assert torch.equal(bits_of(value), bits_of(b.state[q][key].cpu())), (i, key)
