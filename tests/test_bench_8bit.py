@@ -267,7 +267,11 @@ def test_peak_rss_reads_a_temporary():
 
 def test_bench_memory_script(tmp_path):
     path = tmp_path / "memory.json"
-    script = os.path.join(os.path.dirname(_package_root()), "benchmarks", "bench_memory.py")
+    # The script lives in the checkout, next to tests/; the package it runs may
+    # be the installed wheel (as on CI), so it is not found from there.
+    script = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", "bench_memory.py"
+    )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([_package_root(), *sys.path]))
     done = subprocess.run(
         [sys.executable, script, "--workloads", "3x5000", "--steps", "1", "--json", str(path)],

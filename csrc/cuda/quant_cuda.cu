@@ -39,6 +39,15 @@ constexpr int kParamBytes = kSmallParamBytes;
 
 constexpr int kThreads = 256;
 constexpr int kMaxPerThread = 4096 / kThreads;  // the largest block_size over the group
+
+// [note: elements per thread] A thread keeps its elements of a block in
+// register arrays of a size fixed at compile time, and registers are given
+// for the largest size the code could take. The 8-bit kernels come in two
+// widths: one element per thread for block sizes up to kThreads (the default
+// 256), and kMaxPerThread for larger blocks. One width for all would hold the
+// default's launches to the wide width's register count, and with it fewer
+// resident warps to hide memory latency.
+inline bool wide_blocks(int64_t block_size) { return block_size > kThreads; }
 constexpr int kWarps = kThreads / 32;
 
 // The max of v over the group of `group` threads that this thread belongs to
@@ -92,15 +101,15 @@ __device__ void for_each_quant_block(int64_t chunk_begin, int chunk_count, int64
   }
 }
 
-template <typename Code>
-__device__ void encode_slice(const GroupSlice& slice, const float (&values)[kMaxPerThread],
-                             uint32_t max_bits, int per_thread, uint8_t* codes, float* absmax,
-                             int64_t quant_block, uint32_t* shared) {
+template <typename Code, int N>
+__device__ void encode_slice(const GroupSlice& slice, const float (&values)[N], uint32_t max_bits,
+                             int per_thread, uint8_t* codes, float* absmax, int64_t quant_block,
+                             uint32_t* shared) {
   const uint32_t block_max = group_max(max_bits, slice.group, shared);
   const float a = ops::bits_to_float(block_max);
   const float scale = ops::BlockScale<Code>::from_absmax(a).encode;
 #pragma unroll
-  for (int k = 0; k < kMaxPerThread; ++k) {
+  for (int k = 0; k < N; ++k) {
     if (k < per_thread && slice.has(k)) codes[slice.at(k)] = Code::encode(values[k], scale);
   }
   if (slice.active && slice.lane == 0) absmax[quant_block] = a;
@@ -111,9 +120,39 @@ __device__ float decode_scale(const float* absmax, int64_t quant_block, bool act
   return active ? ops::BlockScale<Code>::from_absmax(absmax[quant_block]).decode : 0.0f;
 }
 
+// Calls f(k, element) for this thread's elements of a slice. Unrolled, so
+// that per-thread arrays indexed by k stay in registers.
+template <int N, typename F>
+__device__ __forceinline__ void for_each_element(const GroupSlice& slice, int per_thread,
+                                                 const F& f) {
+#pragma unroll
+  for (int k = 0; k < N; ++k) {
+    if (k < per_thread && slice.has(k)) f(k, slice.at(k));
+  }
+}
+
+// Calls f with `base` as a pointer to the storage type `dtype`.
+template <typename F>
+__device__ __forceinline__ void with_storage(ops::DType dtype, void* base, const F& f) {
+  switch (dtype) {
+    case ops::DType::kFloat16:
+      return f(static_cast<ops::Half*>(base));
+    case ops::DType::kBFloat16:
+      return f(static_cast<ops::BFloat16*>(base));
+    default:
+      return f(static_cast<float*>(base));
+  }
+}
+
 // The param and grad streams of a chunk, of the launch's storage types (see
 // cuda/mixed_apply.cuh): loads, and stores with the param's rounding and its
 // master weights' copy.
+//
+// [note: one switch per slice] The switches on storage types sit outside the
+// unrolled element loops, one per stream and slice. With a switch per element
+// (16 unrolled copies of three switches), NVVM took 543 s to compile this
+// file for one architecture, against 17 s for the same kernels with the types
+// as template arguments; hoisted, the loops are straight-line code again.
 struct ParamStreams {
   void* param;
   const void* grad;
@@ -122,15 +161,43 @@ struct ParamStreams {
   uint32_t key;
   int64_t begin;  // the chunk's first element in the tensor
 
-  __device__ float load_param(int64_t i) const { return load_any(types.param, param, i); }
-  __device__ float load_grad(int64_t i) const { return load_any(types.grad, grad, i); }
-  __device__ void store_param(int64_t i, float value) const {
+  template <int N>
+  __device__ void load(const GroupSlice& slice, int per_thread, float (&p)[N],
+                       float (&g)[N]) const {
+    load_elements(types.param, param, slice, per_thread, p);
+    load_elements(types.grad, grad, slice, per_thread, g);
+  }
+
+  template <int N>
+  __device__ void store(const GroupSlice& slice, int per_thread, const float (&p)[N]) const {
     if (types.stochastic) {
-      store_bf16_stochastic(param, i, value, key, begin + i);
+      for_each_element<N>(slice, per_thread, [&](int k, int64_t i) {
+        store_bf16_stochastic(param, i, p[k], key, begin + i);
+      });
     } else {
-      store_any(types.param, param, i, value);
+      store_elements(types.param, param, slice, per_thread, p);
     }
-    if (types.has_copy) store_any(types.copy, copy, i, value);
+    if (types.has_copy) store_elements(types.copy, copy, slice, per_thread, p);
+  }
+
+ private:
+  template <int N>
+  __device__ static void load_elements(ops::DType dtype, const void* base, const GroupSlice& slice,
+                                       int per_thread, float (&out)[N]) {
+    // Loads only: the cast drops const to share with_storage with the stores.
+    with_storage(dtype, const_cast<void*>(base), [&](const auto* typed) {
+      for_each_element<N>(slice, per_thread,
+                          [&](int k, int64_t i) { out[k] = ops::load(typed + i); });
+    });
+  }
+
+  template <int N>
+  __device__ static void store_elements(ops::DType dtype, void* base, const GroupSlice& slice,
+                                        int per_thread, const float (&values)[N]) {
+    with_storage(dtype, base, [&](auto* typed) {
+      for_each_element<N>(slice, per_thread,
+                          [&](int k, int64_t i) { ops::store(typed + i, values[k]); });
+    });
   }
 };
 
@@ -150,7 +217,7 @@ __device__ ParamStreams param_streams(const LaunchTable<kDepth, kParamBytes, tru
 // Streams: 0 param, 1 grad, 2/3 exp_avg codes/absmax, 4/5 exp_avg_sq (root)
 // codes/absmax [, 6/7 max_exp_avg_sq codes/absmax], and last the copy of
 // master weights.
-template <bool kAmsgrad, bool kCoupledDecay>
+template <int kPerThread, bool kAmsgrad, bool kCoupledDecay>
 __global__ void __launch_bounds__(kThreads)
     adam8bit_kernel(const LaunchTable<kAmsgrad ? 9 : 7, kParamBytes, true> table,
                     const ops::AdamScalars<float> s, const int64_t block_size,
@@ -172,13 +239,11 @@ __global__ void __launch_bounds__(kThreads)
     const float m_scale = decode_scale<SignedCode>(m_absmax, qb, slice.active);
     const float root_scale = decode_scale<RootCode>(root_absmax, qb, slice.active);
     const float max_scale = kAmsgrad ? decode_scale<RootCode>(max_absmax, qb, slice.active) : 0.0f;
-    float new_m[kMaxPerThread], new_root[kMaxPerThread], new_max[kMaxPerThread];
+    float p[kPerThread], g[kPerThread];
+    streams.load(slice, per_thread, p, g);
+    float new_m[kPerThread], new_root[kPerThread], new_max[kPerThread];
     uint32_t m_max = 0, root_max = 0, max_max = 0;
-#pragma unroll
-    for (int k = 0; k < kMaxPerThread; ++k) {
-      if (k >= per_thread || !slice.has(k)) continue;
-      const int64_t i = slice.at(k);
-      float p = streams.load_param(i);
+    for_each_element<kPerThread>(slice, per_thread, [&](int k, int64_t i) {
       float m = SignedCode::decode(m_codes[i]) * m_scale;
       const float r = RootCode::decode(root_codes[i]) * root_scale;
       float v = r * r;
@@ -188,18 +253,18 @@ __global__ void __launch_bounds__(kThreads)
         v_max = rm * rm;
       }
       const float second =
-          ops::adam_second_moment<kAmsgrad, kCoupledDecay>(p, streams.load_grad(i), m, v, v_max, s);
+          ops::adam_second_moment<kAmsgrad, kCoupledDecay>(p[k], g[k], m, v, v_max, s);
       const float root = ops::math_sqrt(v);
       const float second_root = kAmsgrad ? ops::math_sqrt(second) : root;
-      ops::adam_apply(p, m, ops::adam_denominator(second_root, s), s);
-      streams.store_param(i, p);
+      ops::adam_apply(p[k], m, ops::adam_denominator(second_root, s), s);
       new_m[k] = m;
       new_root[k] = root;
       new_max[k] = second_root;
       m_max = max(m_max, ops::magnitude_bits(m));
       root_max = max(root_max, ops::magnitude_bits(root));
       max_max = max(max_max, ops::magnitude_bits(second_root));
-    }
+    });
+    streams.store(slice, per_thread, p);
     encode_slice<SignedCode>(slice, new_m, m_max, per_thread, m_codes, m_absmax, qb, shared);
     encode_slice<RootCode>(slice, new_root, root_max, per_thread, root_codes, root_absmax, qb,
                            shared);
@@ -212,7 +277,7 @@ __global__ void __launch_bounds__(kThreads)
 
 // Streams: 0 param, 1 grad [, 2/3 momentum_buffer codes/absmax], and last the
 // copy of master weights.
-template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay>
+template <int kPerThread, MomentumMode kMode, bool kNesterov, bool kCoupledDecay>
 __global__ void __launch_bounds__(kThreads)
     sgd8bit_kernel(const LaunchTable<kMode == MomentumMode::kNone ? 3 : 5, kParamBytes, true> table,
                    const ops::SgdScalars<float> s, const int64_t block_size,
@@ -230,19 +295,17 @@ __global__ void __launch_bounds__(kThreads)
   for_each_quant_block(e.begin, e.count, block_size, [&](const GroupSlice& slice, int64_t qb) {
     const float scale =
         kMode == MomentumMode::kUpdate ? decode_scale<SignedCode>(absmax, qb, slice.active) : 0.0f;
-    float new_buffer[kMaxPerThread];
+    float p[kPerThread], g[kPerThread];
+    streams.load(slice, per_thread, p, g);
+    float new_buffer[kPerThread];
     uint32_t buffer_max = 0;
-#pragma unroll
-    for (int k = 0; k < kMaxPerThread; ++k) {
-      if (k >= per_thread || !slice.has(k)) continue;
-      const int64_t i = slice.at(k);
-      float p = streams.load_param(i);
+    for_each_element<kPerThread>(slice, per_thread, [&](int k, int64_t i) {
       float b = kMode == MomentumMode::kUpdate ? SignedCode::decode(codes[i]) * scale : 0.0f;
-      ops::sgd_update<kMode, kNesterov, kCoupledDecay>(p, streams.load_grad(i), b, s);
-      streams.store_param(i, p);
+      ops::sgd_update<kMode, kNesterov, kCoupledDecay>(p[k], g[k], b, s);
       new_buffer[k] = b;
       buffer_max = max(buffer_max, ops::magnitude_bits(b));
-    }
+    });
+    streams.store(slice, per_thread, p);
     if (kHasBuffer) {
       encode_slice<SignedCode>(slice, new_buffer, buffer_max, per_thread, codes, absmax, qb,
                                shared);
@@ -314,12 +377,15 @@ void adam8bit_typed(const Adam8bitBatch& batch, const std::vector<int32_t>& vari
     return d % 2 == 0 ? static_cast<void*>(q.codes[t]) : static_cast<void*>(q.absmax[t]);
   };
   const MixedTypes types = mixed_types(batch.dtype, batch.precision);
-  launch_planned<kDepth>(batch.numels, variants, batch.precision, address_of,
-                         [&](const auto& table, int32_t v, dim3 grid) {
-                           adam8bit_kernel<kAmsgrad, kCoupledDecay><<<grid, kThreads, 0, stream>>>(
-                               table, scalars[v], batch.block_size, types);
-                           check_launch("the 8-bit Adam kernel launch");
-                         });
+  launch_planned<kDepth>(
+      batch.numels, variants, batch.precision, address_of,
+      [&](const auto& table, int32_t v, dim3 grid) {
+        const auto kernel = wide_blocks(batch.block_size)
+                                ? adam8bit_kernel<kMaxPerThread, kAmsgrad, kCoupledDecay>
+                                : adam8bit_kernel<1, kAmsgrad, kCoupledDecay>;
+        kernel<<<grid, kThreads, 0, stream>>>(table, scalars[v], batch.block_size, types);
+        check_launch("the 8-bit Adam kernel launch");
+      });
 }
 
 template <MomentumMode kMode, bool kNesterov, bool kCoupledDecay>
@@ -342,8 +408,10 @@ void sgd8bit_typed(const Sgd8bitBatch& batch, const std::vector<int64_t>& numels
   const MixedTypes types = mixed_types(batch.dtype, batch.precision);
   launch_planned<kDepth>(
       numels, variants, batch.precision, address_of, [&](const auto& table, int32_t, dim3 grid) {
-        sgd8bit_kernel<kMode, kNesterov, kCoupledDecay>
-            <<<grid, kThreads, 0, stream>>>(table, scalars, batch.block_size, types);
+        const auto kernel = wide_blocks(batch.block_size)
+                                ? sgd8bit_kernel<kMaxPerThread, kMode, kNesterov, kCoupledDecay>
+                                : sgd8bit_kernel<1, kMode, kNesterov, kCoupledDecay>;
+        kernel<<<grid, kThreads, 0, stream>>>(table, scalars, batch.block_size, types);
         check_launch("the 8-bit SGD kernel launch");
       });
 }
