@@ -92,6 +92,25 @@ def _assert_same_bits(actual, expected, what):
     assert differ == 0, f"{what}: {differ} of {a.numel()} elements differ"
 
 
+def _sr_steps_against_shadow(opt, params, engine, shadow, gen, steps, what):
+    """Steps a stochastically rounding ``opt`` beside its fp32 ``engine`` on
+    ``shadow`` copies, each step started from the same (rounded) params and
+    state, and checks each new param is the engine's result rounded with the
+    reference's bits. Yields after each step, for checks of the state."""
+    for step in range(1, steps + 1):
+        for p, s, g in zip(params, shadow, _grads(params, gen)):
+            p.grad, s.grad = g, g.float()
+            s.data.copy_(p.detach().float())
+            for key, value in _float_state(engine.state.get(s, {})).items():
+                value.copy_(opt.state[p][key].float())
+        opt.step()
+        engine.step()
+        for i, (p, s) in enumerate(zip(params, shadow)):
+            expected = stochastic_bf16(s.detach(), stream_key(SEED, i, step))
+            _assert_same_bits(p, expected, f"{what}param {i} at step {step}")
+        yield step
+
+
 # ---------------------------------------------------------------------------
 # bf16_stochastic_round: the bits
 
@@ -106,17 +125,8 @@ def test_stochastic_rounding_equals_the_reference_bit_for_bit(case):
     shadow = [torch.nn.Parameter(p.detach().float()) for p in params]
     engine = _fp32_engine(name, shadow, kwargs)
     gen = torch.Generator().manual_seed(1)
-    for step in range(1, 6):
-        for p, s, g in zip(params, shadow, _grads(params, gen)):
-            p.grad, s.grad = g, g.float()
-            s.data.copy_(p.detach().float())
-            for key, value in _float_state(engine.state.get(s, {})).items():
-                value.copy_(opt.state[p][key].float())
-        opt.step()
-        engine.step()
+    for step in _sr_steps_against_shadow(opt, params, engine, shadow, gen, 5, ""):
         for i, (p, s) in enumerate(zip(params, shadow)):
-            expected = stochastic_bf16(s.detach(), stream_key(SEED, i, step))
-            _assert_same_bits(p, expected, f"param {i} at step {step}")
             for key, value in _float_state(engine.state[s]).items():
                 _assert_same_bits(opt.state[p][key], value.bfloat16(), f"{key} {i} step {step}")
             assert float(opt.state[p]["step"]) == step
@@ -239,17 +249,8 @@ def test_every_isa_rounds_its_own_fp32_result_with_the_same_bits(case, isa):
     shadow = [torch.nn.Parameter(p.detach().float()) for p in params]
     engine = getattr(fusedoptim, name)(shadow, **kwargs)
     gen = torch.Generator().manual_seed(15)
-    for step in range(1, 4):
-        for p, s, g in zip(params, shadow, _grads(params, gen)):
-            p.grad, s.grad = g, g.float()
-            s.data.copy_(p.detach().float())
-            for key, value in _float_state(engine.state.get(s, {})).items():
-                value.copy_(opt.state[p][key].float())
-        opt.step()
-        engine.step()
-        for i, (p, s) in enumerate(zip(params, shadow)):
-            expected = stochastic_bf16(s.detach(), stream_key(SEED, i, step))
-            _assert_same_bits(p, expected, f"{isa}: param {i} at step {step}")
+    steps = list(_sr_steps_against_shadow(opt, params, engine, shadow, gen, 3, f"{isa}: "))
+    assert steps == [1, 2, 3]
 
 
 @pytest.mark.parametrize(

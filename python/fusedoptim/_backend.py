@@ -254,32 +254,31 @@ def quantize_moment(
 ) -> None:
     """Encodes dense float32 ``values`` into ``codes`` (uint8, laid out alike) and
     ``absmax`` (float32, one per block of their memory order), on their device."""
-    device = device_index(values)
-    with _on_device(device):
-        _C.quantize_moment(
-            kind=kind,
-            values=address(values),
-            codes=address(codes),
-            absmax=address(absmax),
-            numel=values.numel(),
-            block_size=block_size,
-            device=device,
-            num_threads=resolve_num_threads(),
-            stream=cuda_stream(device),
-        )
+    _convert_moment(_C.quantize_moment, kind, values, codes, absmax, block_size)
 
 
 def dequantize_moment(
     kind: int, codes: torch.Tensor, absmax: torch.Tensor, values: torch.Tensor, block_size: int
 ) -> None:
     """Decodes what quantize_moment encoded into dense float32 ``values``."""
+    _convert_moment(_C.dequantize_moment, kind, values, codes, absmax, block_size)
+
+
+def _convert_moment(
+    convert: Any,
+    kind: int,
+    values: torch.Tensor,
+    codes: torch.Tensor,
+    absmax: torch.Tensor,
+    block_size: int,
+) -> None:
     device = device_index(values)
     with _on_device(device):
-        _C.dequantize_moment(
+        convert(
             kind=kind,
+            values=address(values),
             codes=address(codes),
             absmax=address(absmax),
-            values=address(values),
             numel=values.numel(),
             block_size=block_size,
             device=device,
