@@ -39,6 +39,7 @@ constexpr int kParamBytes = kSmallParamBytes;
 
 constexpr int kThreads = 256;
 constexpr int kMaxPerThread = 4096 / kThreads;  // the largest block_size over the group
+constexpr int kWarps = kThreads / 32;
 
 // [note: elements per thread] A thread keeps its elements of a block in
 // register arrays of a size fixed at compile time, and registers are given
@@ -48,7 +49,6 @@ constexpr int kMaxPerThread = 4096 / kThreads;  // the largest block_size over t
 // default's launches to the wide width's register count, and with it fewer
 // resident warps to hide memory latency.
 inline bool wide_blocks(int64_t block_size) { return block_size > kThreads; }
-constexpr int kWarps = kThreads / 32;
 
 // The max of v over the group of `group` threads that this thread belongs to
 // (groups are aligned runs of threads; `group` a power of two).
