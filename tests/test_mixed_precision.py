@@ -653,6 +653,108 @@ def test_bad_options_are_refused_by_name(name, kwargs, match):
         getattr(fusedoptim, name)(_params(torch.bfloat16, (3,)), lr=0.1, **kwargs)
 
 
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        (dict(bf16_stochastic_round=True, master_weights=True), "param group 1: .*choose one"),
+        (dict(seed=-1), "param group 1: Invalid seed"),
+        (dict(seed=2**64 + 5), "param group 1: Invalid seed"),
+        (dict(seed=1.7), "param group 1: Invalid seed"),
+        (dict(bf16_stochastic_round="yes"), "param group 1: Invalid bf16_stochastic_round"),
+    ],
+)
+@pytest.mark.parametrize("name", ["SGD", "AdamW", "AdamW8bit"])
+def test_options_of_added_or_edited_groups_are_refused_before_any_write(name, options, match):
+    """add_param_group and edits of a group skip the constructor: the step
+    checks every group's options before it writes the first."""
+    first, second = _params(torch.bfloat16, (300, 5000))
+    opt = getattr(fusedoptim, name)([first], lr=1e-2)
+    opt.add_param_group({"params": [second], **options})
+    first.grad, second.grad = torch.ones_like(first), torch.ones_like(second)
+    snapshot = _snapshot([first, second], opt)
+    with pytest.raises(ValueError, match=match):
+        opt.step()
+    _assert_unchanged(snapshot)
+    assert not opt.state
+    # The same options edited into a group that has stepped already.
+    opt.param_groups[1].update(bf16_stochastic_round=False, master_weights=False, seed=0)
+    opt.step()
+    opt.param_groups[0].update(options)
+    snapshot = _snapshot([first, second], opt)
+    with pytest.raises(ValueError, match=match.replace("group 1", "group 0")):
+        opt.step()
+    _assert_unchanged(snapshot)
+
+
+@pytest.mark.parametrize("option", ["bf16_stochastic_round", "master_weights"])
+def test_sparse_grads_refuse_the_half_precision_options_by_name(option):
+    embedding = torch.nn.Embedding(10, 4, sparse=True).to(torch.bfloat16)
+    opt = fusedoptim.SGD(embedding.parameters(), lr=1e-3, **{option: True})
+    embedding(torch.tensor([1, 2])).sum().backward()
+    snapshot = _snapshot(list(embedding.parameters()), opt)
+    with pytest.raises(ValueError, match=f"grad is sparse, which needs {option}=False"):
+        opt.step()
+    _assert_unchanged(snapshot)
+
+
+def test_a_master_loaded_from_another_layout_takes_the_params():
+    conv = torch.nn.Conv2d(4, 4, 3).to(torch.bfloat16)
+    opt = fusedoptim.AdamW(conv.parameters(), lr=1e-2, master_weights=True)
+    conv(torch.randn(1, 4, 5, 5, dtype=torch.bfloat16)).sum().backward()
+    opt.step()
+    saved = copy.deepcopy(opt.state_dict())
+    last = conv.to(memory_format=torch.channels_last)
+    twin = copy.deepcopy(conv)
+    opt = fusedoptim.AdamW(last.parameters(), lr=1e-2, master_weights=True)
+    opt.load_state_dict(copy.deepcopy(saved))
+    reference = fusedoptim.AdamW(twin.parameters(), lr=1e-2, master_weights=True)
+    reference.load_state_dict(saved)
+    for p, t in zip(last.parameters(), twin.parameters()):
+        p.grad = torch.full_like(p, 0.5)
+        t.grad = torch.full_like(t, 0.5)
+    opt.step()
+    reference.step()
+    weight = last.weight
+    assert opt.state[weight]["master_param"].stride() == weight.stride()
+    _assert_same_bits(
+        opt.state[weight]["master_param"].contiguous(),
+        reference.state[twin.weight]["master_param"].contiguous(),
+        "master after the layout change",
+    )
+
+
+def test_8bit_state_loaded_under_master_weights_keeps_fp32_moments():
+    (param,) = _params(torch.bfloat16, (8192,))
+    eight = fusedoptim.AdamW8bit([param], lr=1e-2, master_weights=True)
+    param.grad = torch.randn(8192, generator=torch.Generator().manual_seed(3)).bfloat16()
+    eight.step()
+    saved = copy.deepcopy(eight.state_dict())
+    exact = fusedoptim.dequantized_state_dict(saved)["state"][0]["exp_avg"]
+    opt = fusedoptim.AdamW([param], lr=1e-2, master_weights=True)
+    opt.load_state_dict(saved)
+    assert opt.state[param]["exp_avg"].dtype == torch.float32
+    _assert_same_bits(opt.state[param]["exp_avg"], exact, "exp_avg not rounded through bf16")
+
+
+@pytest.mark.parametrize("name", ["SGD", "AdamW", "AdamW8bit"])
+def test_master_weights_switched_off_and_on_start_again_from_the_param(name):
+    (param,) = _params(torch.bfloat16, (5000,))
+    kwargs = dict(momentum=0.9) if name == "SGD" else {}
+    opt = getattr(fusedoptim, name)([param], lr=0.5, master_weights=True, **kwargs)
+    for on in (True, True, False, False):
+        opt.param_groups[0]["master_weights"] = on
+        param.grad = torch.ones_like(param)
+        opt.step()
+    assert "master_param" not in opt.state[param]
+    before = param.detach().clone()
+    # A step that changes nothing (lr 0): the new master starts from the
+    # param, where a stale one would write its old values back.
+    opt.param_groups[0].update(master_weights=True, lr=0.0)
+    opt.step()
+    _assert_same_bits(param, before, "param after a step of lr 0")
+    _assert_same_bits(opt.state[param]["master_param"], before.float(), "master is the param")
+
+
 def test_float64_params_refuse_half_grads_before_any_write():
     good = _params(torch.float32, (300,))[0]
     wide = _params(torch.float64, (300,), seed=1)[0]

@@ -47,12 +47,28 @@ CASES = [
     ("SGD", dict(lr=0.1, momentum=0.9), torch.float32, torch.float16),
     ("AdamW8bit", dict(lr=1e-2), torch.float32, torch.bfloat16),
     ("Adam", dict(lr=1e-2), torch.bfloat16, torch.float32),
+    # The deepest launch tables (8-bit amsgrad plus the master's copy, slot 8),
+    # the mixed kernel with amsgrad and a copy, SGD8bit without momentum.
+    ("Adam8bit", dict(lr=1e-2, amsgrad=True, master_weights=True), torch.bfloat16, None),
+    ("Adam", dict(lr=1e-2, amsgrad=True, master_weights=True), torch.float16, None),
+    ("SGD8bit", dict(lr=0.1, master_weights=True), torch.bfloat16, None),
+    # Blocks above 256 elements take the kernels with 16 elements per thread.
+    ("AdamW8bit", dict(lr=1e-2, block_size=2048, bf16_stochastic_round=True), torch.bfloat16, None),
+    (
+        "SGD8bit",
+        dict(lr=0.1, momentum=0.9, block_size=4096, master_weights=True),
+        torch.float16,
+        None,
+    ),
+    ("AdamW8bit", dict(lr=1e-2, block_size=1024), torch.float32, torch.float16),
 ]
 
 
 def _id(case):
     name, kwargs, dtype, grad_dtype = case
-    options = ",".join(k for k, v in kwargs.items() if v is True)
+    options = ",".join(
+        k if v is True else f"{k}={v}" for k, v in kwargs.items() if k != "lr" and v is not False
+    )
     return f"{name}-{options}-{dtype}-grads:{grad_dtype}"
 
 

@@ -10,6 +10,7 @@ Tolerance: none, except where a test says otherwise.
 
 from __future__ import annotations
 
+import copy
 import io
 import itertools
 
@@ -362,6 +363,66 @@ def test_damaged_state_is_refused_before_any_write():
         assert torch.equal(p, b)
         assert torch.equal(opt.state[p]["exp_avg_codes"], s["exp_avg_codes"])
         assert opt.state[p]["step"].item() == 1
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [{"block_size": 0}, {"block_size": 100}, {"block_size": "64"}, {"min_8bit_size": -3}],
+    ids=str,
+)
+def test_group_options_edited_between_steps_are_refused_by_name(edit):
+    gen = torch.Generator().manual_seed(12)
+    params = [torch.nn.Parameter(torch.randn(5000, generator=gen)) for _ in range(2)]
+    opt = fusedoptim.AdamW8bit([params[0]], lr=1e-2)
+    opt.add_param_group({"params": [params[1]]})
+    for p in params:
+        p.grad = torch.randn(5000, generator=gen)
+    opt.step()
+    before = [p.detach().clone() for p in params]
+    opt.param_groups[1].update(edit)
+    (key,) = edit
+    with pytest.raises(ValueError, match=f"Invalid {key} in param group 1 of AdamW8bit"):
+        opt.step()
+    assert all(torch.equal(p, b) for p, b in zip(params, before))
+    assert all(opt.state[p]["step"].item() == 1 for p in params)
+
+
+def _stepped_8bit_and_torch_state(gen):
+    params = [torch.nn.Parameter(torch.randn(5000, generator=gen)) for _ in range(2)]
+    torch_opt = torch.optim.AdamW(params, lr=1e-2, foreach=False)
+    eight = fusedoptim.AdamW8bit(params, lr=1e-2)
+    for opt in (torch_opt, eight):
+        for p in params:
+            p.grad = torch.randn(5000, generator=gen)
+        opt.step()
+    return params, eight, torch_opt.state_dict()
+
+
+@pytest.mark.parametrize("damage", ["moment shape", "block_size"])
+def test_a_refused_load_leaves_the_optimizer_as_it_was(damage):
+    """torch.optim loads nothing when it refuses a state dict; the 8-bit
+    conversion on load must not leave some params converted either."""
+    params, eight, saved = _stepped_8bit_and_torch_state(torch.Generator().manual_seed(13))
+    saved = copy.deepcopy(saved)
+    if damage == "moment shape":
+        # copy_ would broadcast it over the param's 5000 elements.
+        saved["state"][1]["exp_avg"] = torch.ones(1)
+        match = r"exp_avg has shape \(1,\) but the param has \(5000,\)"
+    else:
+        saved["param_groups"][0]["block_size"] = 100
+        match = "Invalid block_size in saved param group 0: 100"
+    state = {id(p): {k: v.clone() for k, v in eight.state[p].items()} for p in params}
+    with pytest.raises(ValueError, match=match):
+        eight.load_state_dict(saved)
+    assert eight.param_groups[0]["block_size"] == 256
+    for p in params:
+        assert set(eight.state[p]) == set(state[id(p)])
+        for key, value in state[id(p)].items():
+            assert torch.equal(eight.state[p][key], value), key
+    for p in params:
+        p.grad = torch.ones(5000)
+    eight.step()  # and training continues with the 8-bit state it had
+    assert all("exp_avg_codes" in eight.state[p] for p in params)
 
 
 def test_plans_serve_mixed_groups_step_after_step():

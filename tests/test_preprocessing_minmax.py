@@ -90,6 +90,17 @@ def test_all_nan_feature():
     assert_equal_to_sklearn(ours, sk, [x])
 
 
+def test_feature_nan_in_the_first_batches_takes_the_later_batches_range():
+    """As a one-shot fit on all the rows (scikit-learn's partial_fit would keep
+    the feature at NaN from then on: documented in the README)."""
+    x = data(50, 3, seed=9)
+    x[:7, 1] = np.nan
+    with pytest.warns(RuntimeWarning, match="feature.* 1 held only NaN"):
+        ours = MinMaxScaler().partial_fit(x[:7])
+    ours.partial_fit(x[7:30]).partial_fit(x[30:])
+    assert_equal_to_sklearn(ours, skp.MinMaxScaler().fit(x), [x])
+
+
 @pytest.mark.parametrize("fit_dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("transform_dtype", [np.float32, np.float64])
 def test_transform_of_another_dtype(fit_dtype, transform_dtype):

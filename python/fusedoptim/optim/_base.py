@@ -37,6 +37,7 @@ from fusedoptim.optim._state_precision import (
     DEFAULT_BLOCK_SIZE,
     GROUP_KEYS,
     MOMENT_KINDS,
+    check_quantization_group,
     dequantize_entry,
     is_quantized,
     quantize_entry,
@@ -197,6 +198,9 @@ class FusedOptimizer(Optimizer):
         """Phase 1: (plan, grads, sparse items) on the fast path, (None, items) on
         the slow path."""
         check_group_hyperparameters(type(self).__name__, index, group, self._hyperparameter_keys)
+        check_half_precision_group(f"{type(self).__name__}: param group {index}: ", group)
+        if self._quantizes_state:
+            check_quantization_group(f"param group {index} of {type(self).__name__}", group)
         plan = self._plans.get(index)
         if plan is not None:
             grads = plan.current_grads(group, self._structure(group), self.state)
@@ -384,7 +388,11 @@ class FusedOptimizer(Optimizer):
         existing, state_companions = self._existing_state(name, p, group, like=updated)
         companions = [("grad", real_view(grad)), *state_companions]
         if self._uses_master(p, group) and "master_param" in self.state.get(p, {}):
-            companions.append(("master_param", real_view(self.state[p]["master_param"])))
+            # As the moments: a master loaded from another layout (a contiguous
+            # model's state into a channels_last one) takes the param's.
+            master = laid_out_like(self.state[p]["master_param"], updated)
+            self.state[p]["master_param"] = master
+            companions.append(("master_param", real_view(master)))
         _validation.check_tensors(
             name,
             real_view(updated),
@@ -416,6 +424,10 @@ class FusedOptimizer(Optimizer):
         """The param's fp32 master, created from the param when missing (the
         first step, or a state dict saved without master weights)."""
         if not self._uses_master(p, group):
+            # A master left from steps with the option on goes stale as this
+            # step updates the param without it; turned back on, it would
+            # overwrite the param with old values.
+            self.state.get(p, {}).pop("master_param", None)
             return None
         state = self.state[p]
         if "master_param" not in state:
@@ -519,8 +531,23 @@ class FusedOptimizer(Optimizer):
                 if key not in ("params", "param_names"):
                     saved.setdefault(key, value)
         state_dict["param_groups"] = saved_groups
+        if self._quantizes_state:
+            for index, group in enumerate(saved_groups):
+                check_quantization_group(f"saved param group {index}", group)
         state_dict, uncast = take_uncast(state_dict)
+        # The conversions below can still refuse a tensor (a moment of the
+        # wrong shape): a refused load leaves the optimizer as it was, as
+        # torch.optim's load does, not half-converted.
+        state, groups = self.state, self.param_groups
         super().load_state_dict(state_dict)
+        try:
+            self._convert_loaded_state(saved_groups, uncast)
+        except BaseException:
+            self.__setstate__({"state": state, "param_groups": groups})
+            raise
+
+    def _convert_loaded_state(self, saved_groups: list[dict], uncast: dict) -> None:
+        """Each loaded param's moments in the form this optimizer keeps for it."""
         saved_ids = iter([index for group in saved_groups for index in group["params"]])
         for group in self.param_groups:
             block_size = group.get("block_size", DEFAULT_BLOCK_SIZE)
@@ -539,7 +566,7 @@ class FusedOptimizer(Optimizer):
                     del entry["master_param"]
                     self._state_tensors_as(entry, tuple(MOMENT_KINDS), p.dtype)
                 if is_quantized(entry) and not self._keeps_8bit(p, group):
-                    dequantize_entry(entry, p, block_size)
+                    dequantize_entry(entry, p, block_size, self._state_dtype(p, group))
                 elif not is_quantized(entry) and self._keeps_8bit(p, group):
                     quantize_entry(entry, p, block_size)
 
@@ -687,26 +714,30 @@ def half_precision_defaults(
     """The constructor's half-precision options as group defaults (see
     [note: half-precision options]); ``seed=None`` takes ``torch.initial_seed()``,
     so ``torch.manual_seed`` before building the optimizer fixes the bits."""
-    for name, value in (
-        ("bf16_stochastic_round", bf16_stochastic_round),
-        ("master_weights", master_weights),
-    ):
-        if not isinstance(value, bool):
-            raise ValueError(f"Invalid {name} value: {value!r} (expected True or False)")
-    if bf16_stochastic_round and master_weights:
-        raise ValueError(
-            "bf16_stochastic_round and master_weights: choose one; the master weights keep "
-            "every update in fp32 and the param is their rounding to nearest"
-        )
-    if seed is None:
-        seed = torch.initial_seed()
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
-        raise ValueError(f"Invalid seed value: {seed!r} (expected an int in [0, 2**64))")
-    return {
+    options = {
         "bf16_stochastic_round": bf16_stochastic_round,
         "master_weights": master_weights,
-        "seed": seed,
+        "seed": torch.initial_seed() if seed is None else seed,
     }
+    check_half_precision_group("", options)
+    return options
+
+
+def check_half_precision_group(where: str, group: dict[str, Any]) -> None:
+    """The half-precision options of a group, in the constructor and again at
+    each step's phase 1 (groups added or edited later), before any write."""
+    for name in ("bf16_stochastic_round", "master_weights"):
+        value = group.get(name, False)
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}Invalid {name} value: {value!r} (expected True or False)")
+    if group.get("bf16_stochastic_round") and group.get("master_weights"):
+        raise ValueError(
+            f"{where}bf16_stochastic_round and master_weights: choose one; the master weights "
+            "keep every update in fp32 and the param is their rounding to nearest"
+        )
+    seed = group.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+        raise ValueError(f"{where}Invalid seed value: {seed!r} (expected an int in [0, 2**64))")
 
 
 def check_half_precision_options(label: str, p: torch.Tensor, group: dict[str, Any]) -> None:

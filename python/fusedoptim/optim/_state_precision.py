@@ -71,6 +71,13 @@ def check_min_8bit_size(value: Any, where: str = "min_8bit_size") -> None:
         raise ValueError(f"Invalid {where}: {value!r}; expected an int >= 0")
 
 
+def check_quantization_group(where: str, group: dict[str, Any]) -> None:
+    """A param group's 8-bit options, wherever a group comes from (the
+    constructor, add_param_group, an edit between steps, a state dict)."""
+    check_block_size(group.get("block_size"), f"block_size in {where}")
+    check_min_8bit_size(group.get("min_8bit_size"), f"min_8bit_size in {where}")
+
+
 def num_blocks(numel: int, block_size: int) -> int:
     return -(-numel // block_size)
 
@@ -137,8 +144,14 @@ def quantize_tensor(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(codes, absmax) of one float moment, laid out like ``like``."""
     like = real_view(like)
+    value = real_view(value.detach())
+    if value.shape != like.shape:
+        # copy_ would broadcast a (1,)-shaped moment over the whole param.
+        raise ValueError(
+            f"{moment} has shape {tuple(value.shape)} but the param has {tuple(like.shape)}"
+        )
     values = torch.empty_like(like, dtype=torch.float32, memory_format=torch.preserve_format)
-    values.copy_(real_view(value.detach()).to(like.device))
+    values.copy_(value.to(like.device))
     codes, absmax = new_codes(like, block_size)
     _backend.quantize_moment(
         MOMENT_KINDS[moment], memory_view(values), memory_view(codes), absmax, block_size
@@ -171,10 +184,14 @@ def quantize_entry(entry: dict, like: torch.Tensor, block_size: int) -> None:
             entry[codes_key(moment)], entry[absmax_key(moment)] = codes, absmax
 
 
-def dequantize_entry(entry: dict, param: torch.Tensor | None, block_size: int) -> None:
-    """Replaces the 8-bit moments of one param's state by float tensors: of the
-    param's dtype, device and shape when it is given, else float32 of the
-    codes' shape (a complex param's real view as in torch: complex)."""
+def dequantize_entry(
+    entry: dict, param: torch.Tensor | None, block_size: int, dtype: torch.dtype | None = None
+) -> None:
+    """Replaces the 8-bit moments of one param's state by float tensors: of
+    ``dtype`` (default: the param's), the param's device and shape when it is
+    given, else float32 of the codes' shape (a complex param's real view as in
+    torch: complex). Master weights keep fp32 moments: no detour through the
+    param's half precision."""
     for moment in MOMENT_KINDS:
         codes = entry.pop(codes_key(moment), None)
         absmax = entry.pop(absmax_key(moment), None)
@@ -184,7 +201,7 @@ def dequantize_entry(entry: dict, param: torch.Tensor | None, block_size: int) -
         if param is not None:
             if param.is_complex():
                 values = torch.view_as_complex(values.contiguous())
-            values = values.to(dtype=param.dtype, device=param.device)
+            values = values.to(dtype=dtype or param.dtype, device=param.device)
         entry[moment] = values
 
 

@@ -20,6 +20,7 @@ from fusedoptim.optim._state_precision import (
     DEFAULT_MIN_8BIT_SIZE,
     check_block_size,
     check_min_8bit_size,
+    check_quantization_group,
 )
 from fusedoptim.optim.adam import Adam
 from fusedoptim.optim.sgd import SGD
@@ -50,8 +51,7 @@ class _QuantizedState(FusedOptimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         for key, value in self._quantization_defaults.items():
             param_group.setdefault(key, value)
-        check_block_size(param_group["block_size"], "block_size in a param group")
-        check_min_8bit_size(param_group["min_8bit_size"], "min_8bit_size in a param group")
+        check_quantization_group("a param group", param_group)
         super().add_param_group(param_group)
 
     def __setstate__(self, state: dict[str, Any]) -> None:

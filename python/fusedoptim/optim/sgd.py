@@ -143,6 +143,17 @@ class SGD(FusedOptimizer):
                     f"{name}: grad is sparse, which needs {key}={allowed} in its param group "
                     f"({why}); got {key}={group[key]}"
                 )
+        for option, applies in [
+            ("bf16_stochastic_round", self._rounds_stochastically(p, group)),
+            ("master_weights", self._uses_master(p, group)),
+        ]:
+            if applies:
+                # torch's sparse step rounds to nearest and keeps no master:
+                # the option would be silently dropped for this param.
+                raise ValueError(
+                    f"{name}: grad is sparse, which needs {option}=False for this {p.dtype} "
+                    "param (torch's sparse SGD step updates it in place, to nearest)"
+                )
         buffer = self.state.get(p, {}).get("momentum_buffer") if group["momentum"] != 0 else None
         for role, t in [("grad", grad), ("momentum_buffer", buffer)]:
             if t is not None and (t.shape, t.dtype, t.device) != (p.shape, p.dtype, p.device):
