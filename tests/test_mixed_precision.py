@@ -433,9 +433,7 @@ def test_master_weights_state_dict_round_trips():
     # Loaded without master weights: moments in the param's dtype, as torch keeps them.
     plain = fusedoptim.AdamW([torch.nn.Parameter(p.detach().clone()) for p in params], lr=1e-2)
     plain.load_state_dict(saved)
-    assert plain.param_groups[0]["master_weights"] is True  # saved group options win
-    plain.param_groups[0]["master_weights"] = False
-    plain.load_state_dict(_with_group_option(saved, master_weights=False))
+    assert plain.param_groups[0]["master_weights"] is False  # the loading optimizer's
     for p in plain.param_groups[0]["params"]:
         assert "master_param" not in plain.state[p]
         assert plain.state[p]["exp_avg"].dtype == torch.bfloat16
@@ -452,11 +450,6 @@ def test_master_weights_state_dict_round_trips():
     assert all(bool(torch.isfinite(p.float()).all()) for p in theirs)
 
 
-def _with_group_option(state_dict, **options):
-    groups = [dict(group, **options) for group in state_dict["param_groups"]]
-    return {"state": state_dict["state"], "param_groups": groups}
-
-
 def test_loading_without_master_weights_starts_them_from_the_params():
     params = _params(torch.bfloat16, (7, 5000))
     torch_opt = torch.optim.AdamW(params, lr=1e-2)
@@ -468,7 +461,7 @@ def test_loading_without_master_weights_starts_them_from_the_params():
     # its step tensors, which each loading optimizer would count in place.
     saved = copy.deepcopy(torch_opt.state_dict())
     opt = fusedoptim.AdamW(params, lr=1e-2, master_weights=True)
-    opt.load_state_dict(_with_group_option(copy.deepcopy(saved), master_weights=True))
+    opt.load_state_dict(copy.deepcopy(saved))
     before = [p.detach().float() for p in params]
     moments = [opt.state[p]["exp_avg"].float() for p in params]
     grads = _grads(params, gen)
@@ -486,6 +479,38 @@ def test_loading_without_master_weights_starts_them_from_the_params():
     for p, t in zip(params, twins):
         _assert_same_bits(opt.state[p]["master_param"], t, "master started from the param")
         _assert_same_bits(p, t.detach().bfloat16(), "param")
+
+
+@pytest.mark.parametrize("name", ["AdamW", "SGD", "AdamW8bit"])
+def test_the_loading_optimizers_precision_options_win_over_the_saved_ones(name):
+    """As the state precision (8-bit or float) is the loading optimizer's, so
+    are master_weights and bf16_stochastic_round; the seed is the saved one."""
+    (param,) = _params(torch.bfloat16, (5000,))
+    cls = getattr(fusedoptim, name)
+    kwargs = dict(lr=1e-2, **(dict(momentum=0.9) if name == "SGD" else {}))
+    with_master = cls([param], master_weights=True, seed=3, **kwargs)
+    param.grad = torch.ones_like(param)
+    with_master.step()
+    plain = cls([param], bf16_stochastic_round=True, seed=4, **kwargs)
+    plain.load_state_dict(copy.deepcopy(with_master.state_dict()))
+    group = plain.param_groups[0]
+    assert (group["master_weights"], group["bf16_stochastic_round"], group["seed"]) == (
+        False,
+        True,
+        3,
+    )
+    assert "master_param" not in plain.state[param]
+    for key in ("exp_avg", "exp_avg_sq", "momentum_buffer"):
+        if key in plain.state[param]:
+            assert plain.state[param][key].dtype == torch.bfloat16, key
+    again = cls([param], master_weights=True, **kwargs)
+    again.load_state_dict(copy.deepcopy(plain.state_dict()))
+    assert again.param_groups[0]["master_weights"] is True
+    before = param.detach().clone()
+    param.grad = torch.zeros_like(param)
+    again.param_groups[0]["lr"] = 0.0
+    again.step()
+    _assert_same_bits(again.state[param]["master_param"], before.float(), "master from the param")
 
 
 def test_master_weights_leave_fp32_params_alone():

@@ -519,10 +519,14 @@ class FusedOptimizer(Optimizer):
 
         Group options missing from the saved dict (``l1`` in a torch.optim
         state dict, keys newer than the saving version) keep this optimizer's
-        current values instead of falling back to defaults. Each param's
-        moments then take the form this optimizer keeps for it: 8-bit moments
-        are dequantized by the float-state optimizers, float moments quantized
-        by the 8-bit ones (see [note: 8-bit state layout]).
+        current values instead of falling back to defaults. The precision is
+        this optimizer's, whatever the saved dict's: each param's moments take
+        the form this optimizer keeps for it (8-bit moments are dequantized by
+        the float-state optimizers, float moments quantized by the 8-bit ones;
+        see [note: 8-bit state layout]), and its ``master_weights`` and
+        ``bf16_stochastic_round`` stay as they are (masters are started from
+        the params, or dropped). The ``seed``, like the hyperparameters, is
+        the saved one, so a resumed run draws the same bits.
         """
         state_dict = dict(state_dict)
         saved_groups = [dict(g) for g in state_dict["param_groups"]]
@@ -530,6 +534,8 @@ class FusedOptimizer(Optimizer):
             for key, value in current.items():
                 if key not in ("params", "param_names"):
                     saved.setdefault(key, value)
+            for key in ("master_weights", "bf16_stochastic_round"):
+                saved[key] = current[key]
         state_dict["param_groups"] = saved_groups
         if self._quantizes_state:
             for index, group in enumerate(saved_groups):
