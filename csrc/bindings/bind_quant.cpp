@@ -230,11 +230,8 @@ void sgd8bit_step(Sgd8bitCall& call, const py::handle grads, double lr, double m
   }
   batch.grads =
       grad_addresses(grads, call.grad_positions, batch.numels, batch.precision.grad_dtype);
-  if (stochastic_round && call.steps.empty()) {
-    throw py::value_error("steps: stochastic rounding needs a step counter per tensor");
-  }
   const std::vector<double> steps =
-      call.steps.empty() ? std::vector<double>{} : incremented_steps(call.steps, call.step_dtype);
+      sgd_incremented_steps(call.steps, call.step_dtype, stochastic_round);
   set_stochastic_round(&batch.precision, batch.dtype, stochastic_round, seed, call.streams, steps);
   const ops::SgdHyper hyper{lr,       momentum, dampening,    weight_decay, l1,
                             nesterov, maximize, grad_unscale, grad_clip};

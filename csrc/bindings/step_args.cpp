@@ -79,6 +79,17 @@ Precision checked_precision(ops::DType dtype, const PrecisionArgs& args,
   return p;
 }
 
+std::vector<double> sgd_incremented_steps(const std::vector<uintptr_t>& step_addresses,
+                                          int step_dtype_code, bool stochastic_round) {
+  if (step_addresses.empty()) {
+    if (stochastic_round) {
+      throw py::value_error("steps: stochastic rounding needs a step counter per tensor");
+    }
+    return {};
+  }
+  return incremented_steps(step_addresses, step_dtype_code);
+}
+
 void set_stochastic_round(Precision* precision, ops::DType dtype, bool stochastic_round,
                           uint64_t seed, const std::vector<int64_t>& streams,
                           const std::vector<double>& steps) {

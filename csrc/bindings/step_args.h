@@ -52,6 +52,12 @@ void set_stochastic_round(Precision* precision, ops::DType dtype, bool stochasti
                           uint64_t seed, const std::vector<int64_t>& streams,
                           const std::vector<double>& steps);
 
+// SGD's step counters, read only for stochastic rounding (torch's SGD counts
+// no steps): their values after +1, or none when the call keeps no counters;
+// refuses stochastic rounding without them.
+std::vector<double> sgd_incremented_steps(const std::vector<uintptr_t>& step_addresses,
+                                          int step_dtype_code, bool stochastic_round);
+
 // Runs a kernel launch without the GIL. Callers write the step's bookkeeping
 // (step counters, new-buffer flags) only after it returns, so a launch that
 // throws before any kernel has written (an allocation, a refused first CUDA
