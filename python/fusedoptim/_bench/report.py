@@ -89,6 +89,15 @@ def _first(r: ImplResult) -> list[str]:
     return [_ms(r.first_ms), _ratio(r.first_ms / r.median_ms)]
 
 
+def _speedup(case: CaseResult, name: str) -> str:
+    """The "vs X" cell: X's median over fusedoptim's, or "wrong" (see the suite's
+    verification), or "-" where X did not run."""
+    if name in case.wrong:
+        return "wrong"
+    r = case.implementations.get(name)
+    return _ratio(r.fusedoptim_speedup) if r else "-"
+
+
 def summary(result: SuiteResult) -> str:
     rows = []
     for c in result.cases:
@@ -96,12 +105,6 @@ def summary(result: SuiteResult) -> str:
         if ours is None or c.eight_bit:
             continue
         plain = c.implementations.get(PLAIN_C)
-
-        def speedup(name: str, case: CaseResult = c) -> str:
-            if name in case.wrong:
-                return "wrong"
-            r = case.implementations.get(name)
-            return _ratio(r.fusedoptim_speedup) if r else "-"
 
         rows.append(
             [
@@ -112,9 +115,9 @@ def summary(result: SuiteResult) -> str:
                 f"{ours.gbps:.1f}",
                 f"{ours.percent_of_limit:.0f}%",
                 f"{100 * plain.median_ms / ours.median_ms:.0f}%" if plain else "-",
-                speedup(TORCH_FOR_LOOP),
-                speedup(TORCH_FOREACH),
-                speedup(TORCH_FUSED),
+                _speedup(c, TORCH_FOR_LOOP),
+                _speedup(c, TORCH_FOREACH),
+                _speedup(c, TORCH_FUSED),
             ]
         )
     header = [
@@ -150,14 +153,8 @@ def summary_8bit(result: SuiteResult) -> str:
             continue
         libraries = [n for n in c.implementations if n.split(" ")[0] in EIGHT_BIT_LIBRARIES]
 
-        def speedup(name: str, case: CaseResult = c) -> str:
-            if name in case.wrong:
-                return "wrong"
-            r = case.implementations.get(name)
-            return _ratio(r.fusedoptim_speedup) if r else "-"
-
-        def library(prefix: str, names: list[str] = libraries) -> str:
-            return next((speedup(n) for n in names if n.startswith(prefix + " ")), "-")
+        def library(prefix: str, names: list[str] = libraries, case: CaseResult = c) -> str:
+            return next((_speedup(case, n) for n in names if n.startswith(prefix + " ")), "-")
 
         rows.append(
             [
@@ -167,8 +164,8 @@ def summary_8bit(result: SuiteResult) -> str:
                 _ms(ours.median_ms),
                 f"{ours.gbps:.1f}",
                 *_first(ours),
-                speedup(FUSEDOPTIM_FLOAT),
-                speedup(TORCH_FUSED),
+                _speedup(c, FUSEDOPTIM_FLOAT),
+                _speedup(c, TORCH_FUSED),
                 library(BITSANDBYTES),
                 library(TORCHAO),
             ]
