@@ -11,25 +11,16 @@ turns a missing CUDA build into a failure.
 from __future__ import annotations
 
 import copy
-import os
 
 import pytest
 import torch
+from cuda_marks import CUDA_MODULE
 
 import fusedoptim
 from fusedoptim import _C
 
 DEVICE = "cuda"
-_CUDA_BUILT = bool(_C.build_info()["cuda_compiled"])
-_REQUIRE_CUDA = os.environ.get("FUSEDOPTIM_REQUIRE_CUDA") == "1"
-
-pytestmark = [
-    pytest.mark.cuda,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
-    pytest.mark.skipif(
-        not _CUDA_BUILT and not _REQUIRE_CUDA, reason="fusedoptim was built without CUDA"
-    ),
-]
+pytestmark = CUDA_MODULE
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 

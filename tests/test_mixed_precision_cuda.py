@@ -2,31 +2,20 @@
 another dtype give the same bits as the CPU (whose results
 tests/test_mixed_precision.py checks against references), over many steps,
 odd sizes and more tensors than one launch table holds. Skipped without a
-CUDA device (see tests/test_cuda.py for FUSEDOPTIM_REQUIRE_CUDA). Tolerance:
+CUDA device (see tests/cuda_marks.py for FUSEDOPTIM_REQUIRE_CUDA). Tolerance:
 none (bit for bit with the CPU's FMA builds).
 """
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
+from cuda_marks import CUDA_MODULE
 from rounding_reference import bits_of
 
 import fusedoptim
-from fusedoptim import _C
 
-_CUDA_BUILT = bool(_C.build_info()["cuda_compiled"])
-_REQUIRE_CUDA = os.environ.get("FUSEDOPTIM_REQUIRE_CUDA") == "1"
-
-pytestmark = [
-    pytest.mark.cuda,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
-    pytest.mark.skipif(
-        not _CUDA_BUILT and not _REQUIRE_CUDA, reason="fusedoptim was built without CUDA"
-    ),
-]
+pytestmark = CUDA_MODULE
 
 # 700 small tensors overflow one launch table; the large ones span chunks,
 # and 2**16 + 1 puts a bf16 pair across a chunk boundary.

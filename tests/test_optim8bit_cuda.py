@@ -1,30 +1,20 @@
 """The 8-bit optimizers on CUDA: the same bits as the CPU path (params, codes,
 absmax) over many steps, every option and param dtype, many tensors per
 launch, odd sizes and block sizes; the conversions between precisions on the
-device. Skipped without a CUDA device (see tests/test_cuda.py for
+device. Skipped without a CUDA device (see tests/cuda_marks.py for
 FUSEDOPTIM_REQUIRE_CUDA). Tolerance: none (bit-exact with the CPU).
 """
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
+from cuda_marks import CUDA_MODULE
 
 import fusedoptim
-from fusedoptim import _C, _backend
+from fusedoptim import _backend
 
-_CUDA_BUILT = bool(_C.build_info()["cuda_compiled"])
-_REQUIRE_CUDA = os.environ.get("FUSEDOPTIM_REQUIRE_CUDA") == "1"
-
-pytestmark = [
-    pytest.mark.cuda,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
-    pytest.mark.skipif(
-        not _CUDA_BUILT and not _REQUIRE_CUDA, reason="fusedoptim was built without CUDA"
-    ),
-]
+pytestmark = CUDA_MODULE
 
 SIZES = (4096, 4097, 65537, 278011, 10)  # the last keeps float state
 CONFIGS = [
