@@ -111,6 +111,23 @@ def _sr_steps_against_shadow(opt, params, engine, shadow, gen, steps, what):
         yield step
 
 
+def _sr_steps_against_8bit_reference(opt, params, gen, reference_step, steps=4):
+    """Steps an 8-bit optimizer that rounds stochastically beside the
+    plain-torch reference of its scheme: ``reference_step(i, param, grad,
+    step)`` gives param i's fp32 result, which the reference rounds with the
+    same bits; checks each param and yields after each step."""
+    refs = [p.detach().clone() for p in params]
+    for step in range(1, steps + 1):
+        grads = _grads(params, gen)
+        for p, g in zip(params, grads):
+            p.grad = g
+        opt.step()
+        for i, (r, g) in enumerate(zip(refs, grads)):
+            r.copy_(stochastic_bf16(reference_step(i, r, g, step), stream_key(SEED, i, step)))
+            _assert_same_bits(params[i], r, f"param {i} step {step}")
+        yield step
+
+
 # ---------------------------------------------------------------------------
 # bf16_stochastic_round: the bits
 
@@ -161,19 +178,15 @@ def test_8bit_adam_rounds_stochastically_bit_for_bit(name, kwargs):
     if decoupled:
         hyper.setdefault("weight_decay", 1e-2)
     states = [qref.zero_state(n, amsgrad) for n in sizes]
-    refs = [p.detach().clone() for p in params]
+
+    def reference_step(i, r, g, step):
+        return qref.adam8bit_step(
+            r, g, states[i], step - 1, amsgrad=amsgrad, decoupled_weight_decay=decoupled, **hyper
+        )
+
     gen = torch.Generator().manual_seed(4)
-    for step in range(1, 5):
-        grads = _grads(params, gen)
-        for p, g in zip(params, grads):
-            p.grad = g
-        opt.step()
-        for i, (r, g, state) in enumerate(zip(refs, grads, states)):
-            new = qref.adam8bit_step(
-                r, g, state, step - 1, amsgrad=amsgrad, decoupled_weight_decay=decoupled, **hyper
-            )
-            r.copy_(stochastic_bf16(new, stream_key(SEED, i, step)))
-            _assert_same_bits(params[i], r, f"param {i} step {step}")
+    for _ in _sr_steps_against_8bit_reference(opt, params, gen, reference_step):
+        for i, state in enumerate(states):
             codes, absmax = state["exp_avg"]
             _assert_same_bits(opt.state[params[i]]["exp_avg_codes"], codes, "exp_avg codes")
             _assert_same_bits(opt.state[params[i]]["exp_avg_absmax"], absmax, "exp_avg absmax")
@@ -185,17 +198,13 @@ def test_8bit_sgd_rounds_stochastically_bit_for_bit():
     kwargs = dict(lr=0.1, momentum=0.9, nesterov=True)
     opt = fusedoptim.SGD8bit(params, bf16_stochastic_round=True, seed=SEED, **kwargs)
     states = [{} for _ in sizes]
-    refs = [p.detach().clone() for p in params]
+
+    def reference_step(i, r, g, step):
+        return qref.sgd8bit_step(r, g, states[i], **kwargs)
+
     gen = torch.Generator().manual_seed(5)
-    for step in range(1, 5):
-        grads = _grads(params, gen)
-        for p, g in zip(params, grads):
-            p.grad = g
-        opt.step()
-        for i, (r, g, state) in enumerate(zip(refs, grads, states)):
-            new = qref.sgd8bit_step(r, g, state, **kwargs)
-            r.copy_(stochastic_bf16(new, stream_key(SEED, i, step)))
-            _assert_same_bits(params[i], r, f"param {i} step {step}")
+    steps = list(_sr_steps_against_8bit_reference(opt, params, gen, reference_step))
+    assert steps == [1, 2, 3, 4]
 
 
 def _run_sr(name, kwargs, steps=4, sizes=(65537, 3 * 65536 + 5, 33)):
